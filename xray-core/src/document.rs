@@ -1,0 +1,417 @@
+//! The segment document: what goes over the wire to the daemon.
+//!
+//! One type, [`Document`], serves for segments, embedded subsegments and independent
+//! subsegments; the fields that do not apply stay empty and are omitted from the JSON.
+//! Documents also deserialize, so tools (the local receiver, tests) read them with the same
+//! types that write them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::id::{EntityId, TraceId};
+use crate::time::Timestamp;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A segment or subsegment document.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Document {
+    /// `"subsegment"` for an independent subsegment, absent otherwise.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Segment: the service name; subsegment: the operation or downstream name.
+    pub name: String,
+    /// The entity's id.
+    pub id: EntityId,
+    /// Present on segments and independent subsegments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<TraceId>,
+    /// The caller's id (segments) or the parent entity's id (independent subsegments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<EntityId>,
+    /// Start, epoch seconds.
+    pub start_time: Timestamp,
+    /// End, epoch seconds; absent while in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    /// True when the entity had not ended when the document was sent.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub in_progress: bool,
+    /// `aws` or `remote` on subsegments for downstream calls; absent for local work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The end user (segments only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Where the service runs, e.g. `AWS::EC2::Instance` (segments only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// `{version, runtime, runtime_version, ...}` (segments only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Map<String, Value>>,
+    /// The HTTP request and response.
+    #[serde(default, skip_serializing_if = "Http::is_empty")]
+    pub http: Http,
+    /// AWS data: `xray`, plugin blocks on segments; operation data on AWS SDK subsegments.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub aws: Map<String, Value>,
+    /// SQL query data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<Sql>,
+    /// A client error (4xx) happened.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub error: bool,
+    /// The request was throttled (429).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub throttle: bool,
+    /// A server error (5xx) or an application error happened.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fault: bool,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    /// Indexed key/value pairs.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub annotations: Map<String, Value>,
+    /// Namespaced, unindexed data.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+    /// Ids of subsegments that completed before this one started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub precursor_ids: Vec<EntityId>,
+    /// Embedded subsegments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subsegments: Vec<Document>,
+}
+
+impl Document {
+    /// Compact JSON, as sent to the daemon.
+    pub fn to_json(&self) -> String {
+        // Serializing this type cannot fail: every map key is a string and every number finite.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Number of subsegments embedded below this document, at any depth.
+    pub fn subsegment_count(&self) -> usize {
+        self.subsegments
+            .iter()
+            .map(|s| 1 + s.subsegment_count())
+            .sum()
+    }
+
+    /// Visits this document and every embedded subsegment, depth first.
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Document)) {
+        f(self);
+        for s in &self.subsegments {
+            s.walk(f);
+        }
+    }
+}
+
+/// The `http` block.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Http {
+    /// The request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HttpRequest>,
+    /// The response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HttpResponse>,
+}
+
+impl Http {
+    /// True when neither request nor response is set.
+    pub fn is_empty(&self) -> bool {
+        self.request.is_none() && self.response.is_none()
+    }
+}
+
+/// `http.request`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HttpRequest {
+    /// `GET`, `POST`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The URL, without user info.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The `User-Agent` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The client's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// True when `client_ip` came from `X-Forwarded-For`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub x_forwarded_for: bool,
+    /// True on an outbound call whose trace header was sent.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub traced: bool,
+}
+
+/// `http.response`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HttpResponse {
+    /// The status code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The body length in bytes, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_length: Option<u64>,
+}
+
+/// The `sql` block.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Sql {
+    /// `scheme://host/db`, without password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The query with values replaced by placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sanitized_query: Option<String>,
+    /// e.g. `PostgreSQL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_type: Option<String>,
+    /// The server version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_version: Option<String>,
+    /// The client library and version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_version: Option<String>,
+    /// The database user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `statement` or `call`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preparation: Option<String>,
+}
+
+/// The `cause` field: either full exception data or the id of an exception recorded elsewhere.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Cause {
+    /// The 16-hex id of an exception recorded on another entity of the trace.
+    Reference(String),
+    /// Exceptions recorded here.
+    Exceptions(CauseData),
+}
+
+/// The object form of `cause`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CauseData {
+    /// The process's working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    /// Source paths involved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// The error and its sources, outermost first.
+    #[serde(default)]
+    pub exceptions: Vec<Exception>,
+}
+
+/// One exception of a cause.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Exception {
+    /// 16-hex id, unique in the trace.
+    pub id: EntityId,
+    /// The error's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The error's type.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// True when the error came from a downstream service.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remote: bool,
+    /// Stack frames left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<u32>,
+    /// Exceptions left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<u32>,
+    /// The id of the exception that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<EntityId>,
+    /// Stack frames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<StackFrame>,
+}
+
+/// One stack frame.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StackFrame {
+    /// The source file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The line number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// The function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+impl StackFrame {
+    /// A frame from its parts.
+    pub fn new(path: Option<String>, line: Option<u32>, label: Option<String>) -> Self {
+        Self { path, line, label }
+    }
+}
+
+impl Exception {
+    /// An exception with a fresh id.
+    pub fn new(message: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            id: EntityId::new(),
+            message: Some(message.into()),
+            kind: Some(kind.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Marks the exception as coming from a downstream service.
+    pub fn remote(mut self, remote: bool) -> Self {
+        self.remote = remote;
+        self
+    }
+}
+
+/// Longest error chain we record; the rest is counted in `skipped`.
+const MAX_CHAIN: usize = 16;
+
+/// Builds exceptions from a Rust error: the error itself, then its `source()` chain.
+///
+/// The first exception carries `type_name` (usually `std::any::type_name::<E>()`); the types of
+/// sources are not known statically, so they are taken from the leading identifier of their
+/// `Debug` output (`Os { code: 111, .. }` gives `Os`). Each exception points at the next one
+/// through its `cause` field.
+pub fn exceptions_from_error(
+    err: &(dyn std::error::Error + 'static),
+    type_name: &str,
+) -> Vec<Exception> {
+    let mut out: Vec<Exception> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut skipped = 0u32;
+    while let Some(e) = current {
+        if out.len() >= MAX_CHAIN {
+            skipped += 1;
+        } else {
+            let kind = if out.is_empty() {
+                short_type_name(type_name).to_string()
+            } else {
+                debug_type_name(e)
+            };
+            let ex = Exception::new(e.to_string(), kind);
+            if let Some(prev) = out.last_mut() {
+                prev.cause = Some(ex.id);
+            }
+            out.push(ex);
+        }
+        current = e.source();
+    }
+    if skipped > 0 {
+        if let Some(last) = out.last_mut() {
+            last.skipped = Some(skipped);
+        }
+    }
+    out
+}
+
+/// `std::io::Error` stays as is; `alloc::boxed::Box<dyn core::error::Error>` becomes `Box<dyn Error>`.
+fn short_type_name(name: &str) -> &str {
+    if name.starts_with("alloc::boxed::Box<dyn core::error::Error") {
+        return "Box<dyn Error>";
+    }
+    name
+}
+
+fn debug_type_name(e: &dyn std::error::Error) -> String {
+    let dbg = format!("{e:?}");
+    let ident: String = dbg
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .take(100)
+        .collect();
+    if ident.is_empty() {
+        "Error".to_string()
+    } else {
+        ident
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("could not load config")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn error_chain_becomes_linked_exceptions() {
+        let err = Outer(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file",
+        ));
+        let ex = exceptions_from_error(&err, std::any::type_name::<Outer>());
+        assert_eq!(ex.len(), 2);
+        assert_eq!(ex[0].message.as_deref(), Some("could not load config"));
+        assert!(ex[0].kind.as_deref().unwrap().ends_with("Outer"));
+        assert_eq!(ex[0].cause, Some(ex[1].id));
+        assert_eq!(ex[1].message.as_deref(), Some("no such file"));
+        assert_eq!(ex[1].kind.as_deref(), Some("Custom"));
+        assert_eq!(ex[1].cause, None);
+    }
+
+    #[test]
+    fn empty_fields_are_omitted() {
+        let d = Document {
+            name: "svc".into(),
+            id: EntityId::from_u64(1).unwrap(),
+            start_time: Timestamp::from_micros(1_000_000),
+            end_time: Some(Timestamp::from_micros(2_000_000)),
+            ..Document::default()
+        };
+        assert_eq!(
+            d.to_json(),
+            r#"{"name":"svc","id":"0000000000000001","start_time":1.0,"end_time":2.0}"#
+        );
+    }
+
+    #[test]
+    fn cause_reference_serializes_as_a_string() {
+        let c = Cause::Reference("0123456789abcdef".into());
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#""0123456789abcdef""#);
+        let back: Cause = serde_json::from_str(r#""0123456789abcdef""#).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn documents_deserialize_from_their_json() {
+        let json = r#"{"name":"a","id":"53995c3f42cd8ad8","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1.5,"in_progress":true,"http":{"request":{"method":"GET"}},"subsegments":[{"name":"b","id":"53995c3f42cd8ad9","start_time":1.6,"end_time":1.7,"namespace":"remote"}]}"#;
+        let d: Document = serde_json::from_str(json).unwrap();
+        assert!(d.in_progress);
+        assert_eq!(d.subsegments[0].namespace.as_deref(), Some("remote"));
+        assert_eq!(d.to_json(), json);
+    }
+}

@@ -1,0 +1,107 @@
+//! Emitters take finished documents off the request path and deliver them.
+//!
+//! [`UdpEmitter`] sends to the X-Ray daemon; [`MemoryEmitter`] keeps what would have been sent,
+//! for tests. Both split and trim documents the same way (see [`encode_datagrams`]) so tests see
+//! exactly the datagrams production would send.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::document::Document;
+
+mod encode;
+mod memory;
+mod udp;
+
+pub use encode::{encode_datagrams, DATAGRAM_HEADER, MAX_DATAGRAM_BYTES};
+pub use memory::MemoryEmitter;
+pub use udp::{UdpEmitter, UdpEmitterBuilder};
+
+/// Receives finished segment and subsegment documents.
+///
+/// `emit` is called on the request path: implementations must return at once, never
+/// blocking on I/O.
+pub trait Emitter: Send + Sync + fmt::Debug + 'static {
+    /// Hands over a finished document.
+    fn emit(&self, document: Document);
+
+    /// Waits until documents handed over so far are delivered, at most `timeout`.
+    /// Returns false if time ran out.
+    fn flush(&self, timeout: Duration) -> bool {
+        let _ = timeout;
+        true
+    }
+
+    /// Delivery counters.
+    fn stats(&self) -> EmitterStats {
+        EmitterStats::default()
+    }
+}
+
+/// What an emitter did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EmitterStats {
+    /// Documents handed to the emitter.
+    pub accepted: u64,
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Documents dropped because the queue was full or the emitter had shut down.
+    pub dropped: u64,
+    /// Documents split into several datagrams because they exceeded the size budget.
+    pub split: u64,
+    /// Documents trimmed (metadata, stacks, long strings removed) to fit the size budget.
+    pub trimmed: u64,
+    /// Send failures (daemon unreachable, address unresolvable) and documents that could not
+    /// be made to fit.
+    pub errors: u64,
+}
+
+/// Thread-safe counters behind [`EmitterStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) split: AtomicU64,
+    pub(crate) trimmed: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> EmitterStats {
+        EmitterStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            split: self.split.load(Ordering::Relaxed),
+            trimmed: self.trimmed.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// An emitter that drops everything; used when the SDK is disabled.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopEmitter;
+
+impl Emitter for NoopEmitter {
+    fn emit(&self, _document: Document) {}
+}
+
+impl<E: Emitter + ?Sized> Emitter for std::sync::Arc<E> {
+    fn emit(&self, document: Document) {
+        (**self).emit(document)
+    }
+    fn flush(&self, timeout: Duration) -> bool {
+        (**self).flush(timeout)
+    }
+    fn stats(&self) -> EmitterStats {
+        (**self).stats()
+    }
+}

@@ -1,0 +1,381 @@
+//! The `X-Amzn-Trace-Id` header.
+//!
+//! ```
+//! use xray_core::{TraceHeader, Sampled};
+//! let h: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+//!     .parse()
+//!     .unwrap();
+//! assert_eq!(h.sampled, Some(Sampled::Yes));
+//! assert_eq!(
+//!     h.to_string(),
+//!     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+//! );
+//! ```
+//!
+//! Parsing is tolerant where that is safe (spaces around `;` and `=`, any key case, trailing
+//! `;`, pieces without `=`) and strict about the trace id: a malformed `Root` makes the whole
+//! header unusable, so the caller starts a new trace. Pairs other than `Root`, `Parent`,
+//! `Sampled` and `Self` (for example `Lineage`) are kept in order and forwarded unchanged;
+//! `Self`, which load balancers add, is dropped.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::id::{EntityId, IdError, TraceId};
+
+/// The header's name, lower case as HTTP/2 wants it.
+pub const HEADER_NAME: &str = "x-amzn-trace-id";
+
+/// The longest header we look at; anything after it is ignored.
+pub const MAX_HEADER_LEN: usize = 1024;
+
+/// The `Sampled` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sampled {
+    /// `Sampled=1`: the caller traces this request.
+    Yes,
+    /// `Sampled=0`: the caller does not.
+    No,
+    /// `Sampled=?`: the caller asks the callee to decide and to say so in its response.
+    Requested,
+}
+
+impl Sampled {
+    /// The field's value as written in the header.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Sampled::Yes => "1",
+            Sampled::No => "0",
+            Sampled::Requested => "?",
+        }
+    }
+
+    /// `Yes` or `No` from a decision.
+    pub const fn from_bool(sampled: bool) -> Self {
+        if sampled {
+            Sampled::Yes
+        } else {
+            Sampled::No
+        }
+    }
+}
+
+/// Why a header could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The `Root` field is not a valid trace id.
+    #[error("malformed Root in trace header: {0}")]
+    MalformedRoot(#[source] IdError),
+    /// The header is not valid UTF-8 text.
+    #[error("trace header is not text")]
+    NotText,
+}
+
+/// A parsed `X-Amzn-Trace-Id` header.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TraceHeader {
+    /// The trace id, when the caller sent one.
+    pub root: Option<TraceId>,
+    /// The caller's segment or subsegment id.
+    pub parent: Option<EntityId>,
+    /// The caller's sampling decision.
+    pub sampled: Option<Sampled>,
+    /// Pairs that are not interpreted but forwarded (`Lineage` and unknown keys), in order.
+    pub extra: Vec<(Box<str>, Box<str>)>,
+}
+
+impl TraceHeader {
+    /// A header for an outbound call.
+    pub fn new(root: TraceId, parent: Option<EntityId>, sampled: Option<Sampled>) -> Self {
+        Self {
+            root: Some(root),
+            parent,
+            sampled,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Parses raw header bytes. Never panics, whatever the input.
+    pub fn from_bytes(raw: &[u8]) -> Result<Self, HeaderError> {
+        let (raw, cut) = if raw.len() > MAX_HEADER_LEN {
+            (&raw[..MAX_HEADER_LEN], true)
+        } else {
+            (raw, false)
+        };
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let mut h = TraceHeader::default();
+        let mut iter = raw.split(|&b| b == b';').peekable();
+        while let Some(piece) = iter.next() {
+            // The last piece of a truncated header may be cut in half: drop it.
+            if cut && iter.peek().is_none() {
+                break;
+            }
+            pieces.push(piece);
+        }
+        for piece in pieces {
+            let Some(eq) = piece.iter().position(|&b| b == b'=') else {
+                continue; // a piece without `=` carries nothing we can forward faithfully
+            };
+            let key = trim(&piece[..eq]);
+            let value = trim(&piece[eq + 1..]);
+            if key.is_empty() {
+                continue;
+            }
+            if key.eq_ignore_ascii_case(b"root") {
+                if h.root.is_none() {
+                    h.root = Some(TraceId::parse_bytes(value).map_err(HeaderError::MalformedRoot)?);
+                }
+            } else if key.eq_ignore_ascii_case(b"parent") {
+                if h.parent.is_none() {
+                    match EntityId::parse_bytes(value) {
+                        Ok(id) => h.parent = Some(id),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "ignoring malformed Parent in trace header")
+                        }
+                    }
+                }
+            } else if key.eq_ignore_ascii_case(b"sampled") {
+                if h.sampled.is_none() {
+                    h.sampled = match value {
+                        b"1" => Some(Sampled::Yes),
+                        b"0" => Some(Sampled::No),
+                        b"?" => Some(Sampled::Requested),
+                        _ => None,
+                    };
+                }
+            } else if key.eq_ignore_ascii_case(b"self") {
+                // Added by load balancers about themselves; not forwarded.
+            } else if is_token(key) && is_value(value) {
+                let key = if key.eq_ignore_ascii_case(b"lineage") {
+                    "Lineage"
+                } else {
+                    std::str::from_utf8(key).map_err(|_| HeaderError::NotText)?
+                };
+                let value = std::str::from_utf8(value).map_err(|_| HeaderError::NotText)?;
+                h.extra.push((key.into(), value.into()));
+            }
+        }
+        Ok(h)
+    }
+
+    /// Parses a header and logs a warning through `tracing` when it cannot be used.
+    ///
+    /// Returns `None` for an absent or unusable header; the caller then starts a new trace.
+    pub fn parse_or_warn(raw: Option<&[u8]>) -> Option<Self> {
+        let raw = raw?;
+        match Self::from_bytes(raw) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unusable X-Amzn-Trace-Id header; starting a new trace");
+                None
+            }
+        }
+    }
+
+    /// The `Lineage` value, when present.
+    pub fn lineage(&self) -> Option<&str> {
+        self.extra
+            .iter()
+            .find(|(k, _)| &**k == "Lineage")
+            .map(|(_, v)| &**v)
+    }
+
+    /// The pairs kept for forwarding, formatted as `k=v;k=v` (empty when none).
+    pub fn extra_string(&self) -> String {
+        let mut s = String::new();
+        for (i, (k, v)) in self.extra.iter().enumerate() {
+            if i > 0 {
+                s.push(';');
+            }
+            s.push_str(k);
+            s.push('=');
+            s.push_str(v);
+        }
+        s
+    }
+}
+
+impl FromStr for TraceHeader {
+    type Err = HeaderError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_bytes(s.as_bytes())
+    }
+}
+
+impl fmt::Display for TraceHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        if let Some(root) = &self.root {
+            write!(f, "Root={root}")?;
+            sep = ";";
+        }
+        if let Some(parent) = &self.parent {
+            write!(f, "{sep}Parent={parent}")?;
+            sep = ";";
+        }
+        if let Some(s) = &self.sampled {
+            write!(f, "{sep}Sampled={}", s.as_str())?;
+            sep = ";";
+        }
+        for (k, v) in &self.extra {
+            write!(f, "{sep}{k}={v}")?;
+            sep = ";";
+        }
+        Ok(())
+    }
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if last.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+fn is_token(s: &[u8]) -> bool {
+    s.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn is_value(s: &[u8]) -> bool {
+    s.iter()
+        .all(|&b| (0x21..=0x7e).contains(&b) && b != b';' && b != b'=')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+
+    fn parse(s: &str) -> TraceHeader {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn full_header_round_trips() {
+        let s =
+            format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:0|0;Foo=bar");
+        let h = parse(&s);
+        assert_eq!(h.root.unwrap().to_string(), ROOT);
+        assert_eq!(h.parent.unwrap().to_string(), "53995c3f42cd8ad8");
+        assert_eq!(h.sampled, Some(Sampled::Yes));
+        assert_eq!(h.lineage(), Some("a87bd80c:0|0"));
+        assert_eq!(h.to_string(), s);
+    }
+
+    #[test]
+    fn spaces_case_and_trailing_semicolon_are_tolerated() {
+        let h = parse(&format!(
+            " root = {ROOT} ; PARENT=53995c3f42cd8ad8 ; sampled=0 ; "
+        ));
+        assert_eq!(h.root.unwrap().to_string(), ROOT);
+        assert_eq!(h.parent.unwrap().to_string(), "53995c3f42cd8ad8");
+        assert_eq!(h.sampled, Some(Sampled::No));
+        assert_eq!(
+            h.to_string(),
+            format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=0")
+        );
+    }
+
+    #[test]
+    fn piece_without_equals_does_not_discard_the_header() {
+        let h = parse(&format!("Root={ROOT};garbage;Sampled=?"));
+        assert!(h.root.is_some());
+        assert_eq!(h.sampled, Some(Sampled::Requested));
+    }
+
+    #[test]
+    fn self_is_dropped_and_unknown_pairs_kept_in_order() {
+        let h = parse(&format!(
+            "Self=1-67891234-12456789abcdef012345678;Root={ROOT};b=2;a=1"
+        ));
+        assert_eq!(h.to_string(), format!("Root={ROOT};b=2;a=1"));
+    }
+
+    #[test]
+    fn malformed_root_makes_the_header_unusable() {
+        for bad in [
+            "Root=1-5759e988-bd862e3fe1be46a99427279",
+            "Root=2-5759e988-bd862e3fe1be46a994272793",
+            "Root=1-5759e988-bd862e3fe1be46a99427279z",
+            "Root=",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<TraceHeader>(),
+                    Err(HeaderError::MalformedRoot(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(TraceHeader::parse_or_warn(Some(b"Root=nope")), None);
+    }
+
+    #[test]
+    fn malformed_parent_or_sampled_is_dropped_alone() {
+        let h = parse(&format!("Root={ROOT};Parent=xyz;Sampled=10"));
+        assert!(h.root.is_some());
+        assert_eq!(h.parent, None);
+        assert_eq!(h.sampled, None);
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_first() {
+        let h = parse(&format!("Root={ROOT};Sampled=1;Sampled=0"));
+        assert_eq!(h.sampled, Some(Sampled::Yes));
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let mut inputs: Vec<Vec<u8>> = vec![
+            vec![],
+            b";;;;".to_vec(),
+            b"=".to_vec(),
+            b"==;==".to_vec(),
+            vec![0xff, 0xfe, b'=', 0x80],
+            "Root=\u{1F600}".as_bytes().to_vec(),
+            vec![b'a'; 100_000],
+            format!("Root={ROOT};{}", "x=y;".repeat(10_000)).into_bytes(),
+        ];
+        for _ in 0..2000 {
+            let len = fastrand::usize(0..64);
+            inputs.push((0..len).map(|_| fastrand::u8(..)).collect());
+        }
+        for input in inputs {
+            if let Ok(h) = TraceHeader::from_bytes(&input) {
+                let again: TraceHeader = h.to_string().parse().unwrap();
+                assert_eq!(again, h);
+            }
+        }
+    }
+
+    #[test]
+    fn long_headers_are_capped() {
+        let s = format!("Root={ROOT};{}", "k=v;".repeat(1000));
+        let h = parse(&s);
+        assert!(h.root.is_some());
+        assert!(h.to_string().len() <= MAX_HEADER_LEN);
+    }
+
+    #[test]
+    fn non_text_extra_values_are_dropped() {
+        let mut raw = format!("Root={ROOT};a=").into_bytes();
+        raw.push(0x01);
+        let h = TraceHeader::from_bytes(&raw).unwrap();
+        assert!(h.extra.is_empty());
+    }
+}

@@ -1,0 +1,388 @@
+//! Mapping HTTP requests and responses to documents, shared by every adapter.
+//!
+//! Server adapters describe the request with [`IncomingRequest`] (plain `&str` fields, so
+//! actix-web's `http` 0.2 types and hyper's `http` 1 types both fit) and call
+//! [`ServerTracing::begin`]; client adapters call [`begin_outbound`] and [`end_outbound`].
+//!
+//! Recorded URL form (servers): `scheme://host/path`, without the query string unless
+//! [`ServerTracing::record_query`] is on. The scheme comes from the request URI, else
+//! `X-Forwarded-Proto`, else `http`. The client IP is the first address of `X-Forwarded-For`
+//! (with `x_forwarded_for: true`), else the peer address. Clients record the URL without user
+//! info, with the query unless asked to strip it.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use crate::context;
+use crate::document::HttpRequest;
+use crate::entity::{Entity, Namespace};
+use crate::header::TraceHeader;
+use crate::naming::{strip_port, DynamicNaming};
+use crate::recorder::Recorder;
+use crate::sampling::SamplingRequest;
+
+/// An incoming request, described with borrowed strings.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct IncomingRequest<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// `http` or `https`, when the server knows it.
+    pub scheme: Option<&'a str>,
+    /// The `Host` header (or `:authority`).
+    pub host: Option<&'a str>,
+    /// The path, with the query string if any.
+    pub path_and_query: &'a str,
+    /// `User-Agent`.
+    pub user_agent: Option<&'a str>,
+    /// `X-Forwarded-For`.
+    pub x_forwarded_for: Option<&'a str>,
+    /// `X-Forwarded-Proto`.
+    pub x_forwarded_proto: Option<&'a str>,
+    /// The peer's address, when the server provides it.
+    pub peer_ip: Option<IpAddr>,
+    /// The raw `X-Amzn-Trace-Id` header.
+    pub trace_header: Option<&'a [u8]>,
+}
+
+impl<'a> IncomingRequest<'a> {
+    /// Reads what is needed from an `http` 1 request. The peer address is not part of the
+    /// request: set [`peer_ip`](Self::peer_ip) from the server's connection info.
+    pub fn from_http<B>(req: &'a http::Request<B>) -> Self {
+        Self::from_parts(req.method(), req.uri(), req.headers())
+    }
+
+    /// Like [`from_http`](Self::from_http) from the request's pieces.
+    pub fn from_parts(
+        method: &'a http::Method,
+        uri: &'a http::Uri,
+        headers: &'a http::HeaderMap,
+    ) -> Self {
+        let h = |name: http::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        Self {
+            method: method.as_str(),
+            scheme: uri.scheme_str(),
+            host: h(http::header::HOST).or_else(|| uri.authority().map(|a| a.as_str())),
+            path_and_query: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+            user_agent: h(http::header::USER_AGENT),
+            x_forwarded_for: headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+            x_forwarded_proto: headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok()),
+            peer_ip: None,
+            trace_header: headers
+                .get(crate::header::HEADER_NAME)
+                .map(|v| v.as_bytes()),
+        }
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &'a str {
+        self.path_and_query
+            .split(['?', '#'])
+            .next()
+            .unwrap_or(self.path_and_query)
+    }
+
+    /// The host without port.
+    pub fn host_name(&self) -> Option<&'a str> {
+        self.host.map(strip_port)
+    }
+}
+
+/// Server-side settings shared by the server adapters.
+#[derive(Clone, Debug)]
+pub struct ServerTracing {
+    recorder: Option<Recorder>,
+    naming: DynamicNaming,
+    record_query: bool,
+}
+
+impl ServerTracing {
+    /// Segments named `name` (or `AWS_XRAY_TRACING_NAME` when set).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            recorder: None,
+            naming: DynamicNaming::fixed(name),
+            record_query: false,
+        }
+    }
+
+    /// Names segments after the request's host when it matches `pattern` (port ignored).
+    pub fn with_dynamic_naming(mut self, pattern: impl Into<String>) -> Self {
+        self.naming = DynamicNaming::new(self.naming.fallback().to_string(), pattern);
+        self
+    }
+
+    /// Uses this recorder instead of the process-wide one.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Records the query string in `http.request.url` (off by default: queries often carry
+    /// tokens and personal data).
+    pub fn record_query(mut self, yes: bool) -> Self {
+        self.record_query = yes;
+        self
+    }
+
+    /// The recorder in use.
+    pub fn recorder(&self) -> &Recorder {
+        self.recorder.as_ref().unwrap_or_else(|| Recorder::global())
+    }
+
+    /// The fixed (fallback) segment name. `AWS_XRAY_TRACING_NAME` replaces it when set.
+    pub fn fallback_name(&self) -> &str {
+        self.naming.fallback()
+    }
+
+    /// Parses the trace header, decides sampling, begins the segment and records
+    /// `http.request`. The caller makes it current and ends it with [`ServerTracing::end`].
+    pub fn begin(&self, req: &IncomingRequest<'_>) -> Entity {
+        let recorder = self.recorder();
+        let header = TraceHeader::parse_or_warn(req.trace_header);
+        let name = self
+            .naming
+            .matched_host(req.host)
+            .or_else(|| tracing_name_override())
+            .unwrap_or(self.naming.fallback());
+        let path = req.path();
+        let sampling = SamplingRequest::new(name)
+            .host(req.host_name())
+            .method(Some(req.method))
+            .url_path(Some(path));
+        let segment = recorder.begin_segment_with(name, header.as_ref(), &sampling);
+        if segment.is_sampled() {
+            segment.set_http_request(request_block(req, self.record_query));
+        }
+        segment
+    }
+
+    /// Records the response and ends the segment.
+    pub fn end(&self, segment: &Entity, status: u16, content_length: Option<u64>) {
+        segment.set_http_response(status, content_length);
+        segment.end();
+    }
+}
+
+fn tracing_name_override() -> Option<&'static str> {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var("AWS_XRAY_TRACING_NAME")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    })
+    .as_deref()
+}
+
+fn request_block(req: &IncomingRequest<'_>, record_query: bool) -> HttpRequest {
+    let scheme = req
+        .scheme
+        .or_else(|| {
+            req.x_forwarded_proto
+                .and_then(|p| p.split(',').next())
+                .map(str::trim)
+        })
+        .filter(|s| *s == "http" || *s == "https")
+        .unwrap_or("http");
+    let path = if record_query {
+        req.path_and_query
+    } else {
+        req.path()
+    };
+    let url = match req.host {
+        Some(h) => format!("{scheme}://{h}{path}"),
+        None => path.to_string(),
+    };
+    let forwarded = req
+        .x_forwarded_for
+        .and_then(|x| x.split(',').next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 64);
+    let (client_ip, x_forwarded_for) = match forwarded {
+        Some(ip) => (Some(ip.to_string()), true),
+        None => (req.peer_ip.map(|ip| ip.to_string()), false),
+    };
+    HttpRequest {
+        method: Some(req.method.to_string()),
+        url: Some(url),
+        user_agent: req.user_agent.map(str::to_string),
+        client_ip,
+        x_forwarded_for,
+        traced: false,
+    }
+}
+
+/// Removes `user:password@` from a URL's authority.
+///
+/// ```
+/// use xray_core::http::strip_userinfo;
+/// assert_eq!(strip_userinfo("https://u:p@example.com/a?b=1"), "https://example.com/a?b=1");
+/// assert_eq!(strip_userinfo("https://example.com/@x"), "https://example.com/@x");
+/// ```
+pub fn strip_userinfo(url: &str) -> Cow<'_, str> {
+    let Some(scheme_end) = url.find("://") else {
+        return Cow::Borrowed(url);
+    };
+    let auth_start = scheme_end + 3;
+    let rest = &url[auth_start..];
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..auth_end].rfind('@') {
+        Some(at) => Cow::Owned(format!("{}{}", &url[..auth_start], &rest[at + 1..])),
+        None => Cow::Borrowed(url),
+    }
+}
+
+/// Removes the query string and fragment from a URL.
+pub fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// The host of an absolute URL, without user info or port.
+pub fn url_host(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let auth = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = auth.rsplit('@').next().unwrap_or(auth);
+    let host = strip_port(host_port);
+    (!host.is_empty()).then_some(host)
+}
+
+/// Options for outbound calls, shared by the client adapters.
+#[derive(Clone, Debug, Default)]
+pub struct OutboundOptions {
+    /// Subsegment name; default: the URL's host.
+    pub name: Option<String>,
+    /// Leave the query string out of the recorded URL.
+    pub strip_query: bool,
+}
+
+/// An outbound call being recorded: the subsegment and the header to send.
+#[derive(Debug)]
+pub struct OutboundCall {
+    /// The `remote` subsegment (unsampled when the trace is not sampled).
+    pub subsegment: Entity,
+    /// The value for the `X-Amzn-Trace-Id` request header.
+    pub header: String,
+}
+
+/// Begins a `remote` subsegment for an outbound HTTP call under the current entity (or
+/// `parent` when given). Returns `None` when there is neither: the call then goes out
+/// untouched, and the recorder's context-missing strategy decides what is logged.
+pub fn begin_outbound(
+    parent: Option<Entity>,
+    method: &str,
+    url: &str,
+    options: &OutboundOptions,
+) -> Option<OutboundCall> {
+    let parent = match parent.or_else(context::current) {
+        Some(p) => p,
+        None => {
+            crate::context_missing("outbound HTTP call");
+            return None;
+        }
+    };
+    let name = options
+        .name
+        .as_deref()
+        .or_else(|| url_host(url))
+        .unwrap_or("remote");
+    let sub = parent.begin_subsegment(name);
+    if sub.is_sampled() {
+        let clean = strip_userinfo(url);
+        let recorded = if options.strip_query {
+            strip_query(&clean)
+        } else {
+            &clean
+        };
+        sub.set_namespace(Namespace::Remote);
+        sub.set_http_request(HttpRequest {
+            method: Some(method.to_string()),
+            url: Some(recorded.to_string()),
+            traced: true,
+            ..HttpRequest::default()
+        });
+    }
+    let header = sub.outbound_header().to_string();
+    Some(OutboundCall {
+        subsegment: sub,
+        header,
+    })
+}
+
+/// Records the response of an outbound call and ends its subsegment.
+pub fn end_outbound(call: &OutboundCall, status: u16, content_length: Option<u64>) {
+    call.subsegment.set_http_response(status, content_length);
+    call.subsegment.end();
+}
+
+/// Records a transport error (refused, timeout, DNS, ...) on an outbound call: `fault` with a
+/// remote cause, then ends the subsegment.
+pub fn fail_outbound(
+    call: &OutboundCall,
+    error: &(dyn std::error::Error + 'static),
+    type_name: &str,
+) {
+    call.subsegment.add_error_dyn(error, type_name, true);
+    call.subsegment.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_stripped() {
+        assert_eq!(strip_userinfo("http://user:pw@h:8080/p"), "http://h:8080/p");
+        assert_eq!(strip_userinfo("http://h/p?x=a@b"), "http://h/p?x=a@b");
+        assert_eq!(strip_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn hosts_are_found() {
+        assert_eq!(
+            url_host("http://user@api.example.com:8080/x"),
+            Some("api.example.com")
+        );
+        assert_eq!(url_host("https://[::1]:8080/"), Some("[::1]"));
+        assert_eq!(url_host("/relative"), None);
+    }
+
+    #[test]
+    fn request_block_prefers_first_forwarded_address() {
+        let req = IncomingRequest {
+            method: "GET",
+            host: Some("api.example.com"),
+            path_and_query: "/users/1?token=secret",
+            x_forwarded_for: Some(" 203.0.113.7 , 10.0.0.1"),
+            peer_ip: Some("127.0.0.1".parse().unwrap()),
+            ..IncomingRequest::default()
+        };
+        let b = request_block(&req, false);
+        assert_eq!(b.url.as_deref(), Some("http://api.example.com/users/1"));
+        assert_eq!(b.client_ip.as_deref(), Some("203.0.113.7"));
+        assert!(b.x_forwarded_for);
+        let b = request_block(&req, true);
+        assert_eq!(
+            b.url.as_deref(),
+            Some("http://api.example.com/users/1?token=secret")
+        );
+    }
+
+    #[test]
+    fn request_block_falls_back_to_peer_address() {
+        let req = IncomingRequest {
+            method: "POST",
+            scheme: None,
+            x_forwarded_proto: Some("https"),
+            host: Some("h"),
+            path_and_query: "/",
+            peer_ip: Some("127.0.0.1".parse().unwrap()),
+            ..IncomingRequest::default()
+        };
+        let b = request_block(&req, false);
+        assert_eq!(b.url.as_deref(), Some("https://h/"));
+        assert_eq!(b.client_ip.as_deref(), Some("127.0.0.1"));
+        assert!(!b.x_forwarded_for);
+    }
+}

@@ -1,0 +1,123 @@
+//! Sampling: which requests are recorded.
+//!
+//! Every adapter asks the recorder's [`Sampler`] once per incoming request that did not carry
+//! a decision (`Sampled=1` or `0`) from its caller. The default is [`LocalSampler`] with the
+//! default rule: the first request each second, then 5 % of the rest.
+
+use std::fmt;
+use std::sync::Arc;
+
+mod local;
+mod reservoir;
+
+pub use local::LocalSampler;
+pub use reservoir::Reservoir;
+
+/// What a sampler is told about a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SamplingRequest<'a> {
+    /// The segment (service) name.
+    pub service_name: &'a str,
+    /// The service type, i.e. the origin (`AWS::EC2::Instance`, ...), when known.
+    pub service_type: Option<&'a str>,
+    /// The `Host` of the request, without port.
+    pub host: Option<&'a str>,
+    /// The HTTP method.
+    pub method: Option<&'a str>,
+    /// The URL path, without query.
+    pub url_path: Option<&'a str>,
+}
+
+impl<'a> SamplingRequest<'a> {
+    /// A request known only by its service name.
+    pub fn new(service_name: &'a str) -> Self {
+        Self {
+            service_name,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the host.
+    pub fn host(mut self, host: Option<&'a str>) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// Sets the method.
+    pub fn method(mut self, method: Option<&'a str>) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Sets the URL path.
+    pub fn url_path(mut self, path: Option<&'a str>) -> Self {
+        self.url_path = path;
+        self
+    }
+
+    /// Sets the service type.
+    pub fn service_type(mut self, service_type: Option<&'a str>) -> Self {
+        self.service_type = service_type;
+        self
+    }
+}
+
+/// A sampler's answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SamplingDecision {
+    /// Record this request.
+    pub sampled: bool,
+    /// The rule that decided, for statistics and debugging.
+    pub rule_name: Option<Arc<str>>,
+}
+
+impl SamplingDecision {
+    /// A decision without a rule name.
+    pub fn new(sampled: bool) -> Self {
+        Self {
+            sampled,
+            rule_name: None,
+        }
+    }
+}
+
+/// Decides whether a request is recorded.
+///
+/// Implementations must be cheap and must not block: they run on the request path.
+pub trait Sampler: Send + Sync + fmt::Debug + 'static {
+    /// Decides for one request.
+    fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision;
+
+    /// Stops background work (pollers). Called by [`Recorder::shutdown`](crate::Recorder::shutdown).
+    fn shutdown(&self) {}
+}
+
+impl<S: Sampler + ?Sized> Sampler for Arc<S> {
+    fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+        (**self).should_sample(request)
+    }
+    fn shutdown(&self) {
+        (**self).shutdown()
+    }
+}
+
+/// Samples every request. Useful in tests and demos.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AlwaysSample;
+
+impl Sampler for AlwaysSample {
+    fn should_sample(&self, _: &SamplingRequest<'_>) -> SamplingDecision {
+        SamplingDecision::new(true)
+    }
+}
+
+/// Samples no request (trace headers still propagate).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NeverSample;
+
+impl Sampler for NeverSample {
+    fn should_sample(&self, _: &SamplingRequest<'_>) -> SamplingDecision {
+        SamplingDecision::new(false)
+    }
+}

@@ -1,0 +1,113 @@
+//! Wall-clock timestamps with a monotonic core.
+//!
+//! The wall clock is read once per process and every later timestamp is that anchor plus the
+//! time elapsed on the monotonic clock, so `end_time >= start_time` holds even when the system
+//! clock is stepped back while a request is in flight.
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+struct Anchor {
+    wall_micros: u64,
+    mono: Instant,
+}
+
+fn anchor() -> &'static Anchor {
+    static ANCHOR: OnceLock<Anchor> = OnceLock::new();
+    ANCHOR.get_or_init(|| Anchor {
+        wall_micros: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0),
+        mono: Instant::now(),
+    })
+}
+
+/// A point in time as microseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// Now, on the anchored monotonic clock.
+    pub fn now() -> Self {
+        let a = anchor();
+        Self(a.wall_micros + a.mono.elapsed().as_micros() as u64)
+    }
+
+    /// From microseconds since the epoch.
+    pub const fn from_micros(micros: u64) -> Self {
+        Self(micros)
+    }
+
+    /// From (possibly fractional) seconds since the epoch, as found in documents.
+    pub fn from_secs_f64(secs: f64) -> Self {
+        if secs.is_finite() && secs > 0.0 {
+            Self((secs * 1_000_000.0).round() as u64)
+        } else {
+            Self(0)
+        }
+    }
+
+    /// Microseconds since the epoch.
+    pub const fn as_micros(&self) -> u64 {
+        self.0
+    }
+
+    /// Seconds since the epoch with microsecond precision, as X-Ray documents carry them.
+    pub fn as_secs_f64(&self) -> f64 {
+        (self.0 / 1_000_000) as f64 + (self.0 % 1_000_000) as f64 / 1_000_000.0
+    }
+
+    /// Whole seconds since the epoch.
+    pub const fn as_secs(&self) -> u64 {
+        self.0 / 1_000_000
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.as_secs_f64())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        f64::deserialize(d).map(Self::from_secs_f64)
+    }
+}
+
+pub(crate) fn epoch_seconds_now() -> u32 {
+    Timestamp::now().as_secs() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_never_go_backwards() {
+        let mut last = Timestamp::now();
+        for _ in 0..10_000 {
+            let t = Timestamp::now();
+            assert!(t >= last);
+            last = t;
+        }
+    }
+
+    #[test]
+    fn serializes_with_microsecond_precision() {
+        let t = Timestamp::from_micros(1_480_615_200_010_123);
+        assert_eq!(serde_json::to_string(&t).unwrap(), "1480615200.010123");
+        let back: Timestamp = serde_json::from_str("1480615200.010123").unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn close_to_the_wall_clock() {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(Timestamp::now().as_secs().abs_diff(wall) <= 1);
+    }
+}
