@@ -88,6 +88,16 @@ pub struct Document {
 }
 
 impl Document {
+    /// A document with a fresh id, started now; fill in the other fields as needed.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            id: EntityId::new(),
+            start_time: Timestamp::now(),
+            ..Self::default()
+        }
+    }
+
     /// Compact JSON, as sent to the daemon.
     pub fn to_json(&self) -> String {
         // Serializing this type cannot fail: every map key is a string and every number finite.
