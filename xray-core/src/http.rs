@@ -22,8 +22,10 @@ use crate::recorder::Recorder;
 use crate::sampling::SamplingRequest;
 
 /// An incoming request, described with borrowed strings.
+///
+/// Build it with a struct literal ending in `..IncomingRequest::default()`, or from `http` 1
+/// types with [`IncomingRequest::from_http`].
 #[derive(Clone, Copy, Debug, Default)]
-#[non_exhaustive]
 pub struct IncomingRequest<'a> {
     /// The method.
     pub method: &'a str,
