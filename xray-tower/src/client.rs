@@ -1,0 +1,213 @@
+//! The client side: a layer for outbound HTTP calls made with tower or hyper-util clients.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
+use http::{Request, Response};
+use http_body::Body;
+use tower_layer::Layer;
+use tower_service::Service;
+use xray_core::http::{begin_outbound, end_outbound, fail_outbound, OutboundCall, OutboundOptions};
+use xray_core::Entity;
+
+use crate::outcome::{self, Message};
+
+const TRACE_HEADER: HeaderName = HeaderName::from_static(xray_core::header::HEADER_NAME);
+
+/// A [`Layer`] for HTTP clients: records each outbound call as a `remote` subsegment of the
+/// current entity and sends the trace header along.
+///
+/// The parent is the [`Entity`] in the request's extensions when there is one, else the
+/// current entity ([`xray_core::current`]). Without either the request goes out untouched.
+/// The subsegment is named after the URL's host and ends when the response head arrives
+/// (`http.response.status`, `content_length`, and the flags the status implies), or with
+/// `fault` and the error as cause when the call fails or is dropped before an answer.
+///
+/// ```
+/// use http_body_util::Full;
+/// use hyper_util::client::legacy::Client;
+/// use hyper_util::rt::TokioExecutor;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+/// let traced = tower::ServiceBuilder::new()
+///     .layer(xray_tower::XRayClientLayer::new())
+///     .service(client);
+/// # drop(traced);
+/// # }
+/// ```
+///
+/// [`Layer`]: tower_layer::Layer
+#[must_use = "a layer does nothing until it wraps a service"]
+#[derive(Clone, Debug, Default)]
+pub struct XRayClientLayer {
+    options: Arc<OutboundOptions>,
+}
+
+impl XRayClientLayer {
+    /// Subsegments named after the host, URL recorded with its query (without user info).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names every subsegment `name` instead of the host.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.options).name = Some(name.into());
+        self
+    }
+
+    /// Leaves the query string out of the recorded URL.
+    pub fn strip_query(mut self, yes: bool) -> Self {
+        Arc::make_mut(&mut self.options).strip_query = yes;
+        self
+    }
+}
+
+impl<S> Layer<S> for XRayClientLayer {
+    type Service = XRayClient<S>;
+
+    fn layer(&self, inner: S) -> XRayClient<S> {
+        XRayClient {
+            inner,
+            options: self.options.clone(),
+        }
+    }
+}
+
+/// Middleware for HTTP clients built by [`XRayClientLayer`].
+#[derive(Clone, Debug)]
+pub struct XRayClient<S> {
+    inner: S,
+    options: Arc<OutboundOptions>,
+}
+
+impl<S> XRayClient<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for XRayClient<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: fmt::Display,
+    ResBody: Body,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ClientResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let parent = req.extensions().get::<Entity>().cloned();
+        let url = target_url(&req);
+        let call = begin_outbound(parent, req.method().as_str(), &url, &self.options);
+        if let Some(call) = &call {
+            match HeaderValue::try_from(call.header.as_str()) {
+                Ok(value) => {
+                    req.headers_mut().insert(TRACE_HEADER, value);
+                }
+                Err(_) => tracing::warn!("trace header is not a valid header value; not sent"),
+            }
+        }
+        ClientResponseFuture {
+            inner: self.inner.call(req),
+            call,
+        }
+    }
+}
+
+/// The absolute URL of an outbound request; `http://<Host header><path>` when the URI is
+/// only a path.
+fn target_url<B>(req: &Request<B>) -> String {
+    let uri = req.uri();
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return uri.to_string();
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    match req.headers().get(HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => format!("http://{host}{path}"),
+        None => path.to_string(),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`XRayClient`].
+    pub struct ClientResponseFuture<F> {
+        #[pin]
+        inner: F,
+        call: Option<OutboundCall>,
+    }
+
+    impl<F> PinnedDrop for ClientResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(call) = this.project().call.take() {
+                outcome::abandoned(
+                    &call.subsegment,
+                    "the call was dropped before its response arrived (cancelled or timed out)",
+                    true,
+                );
+            }
+        }
+    }
+}
+
+impl<F, B, E> Future for ClientResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: fmt::Display,
+    B: Body,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        if let Some(call) = this.call.take() {
+            match &result {
+                Ok(res) => {
+                    let length = res
+                        .headers()
+                        .get(CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|s| s.trim().parse().ok())
+                        .or_else(|| res.body().size_hint().exact());
+                    end_outbound(&call, res.status().as_u16(), length);
+                }
+                Err(error) => {
+                    let message = Message(error.to_string());
+                    fail_outbound(&call, &message, std::any::type_name::<E>());
+                }
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F> fmt::Debug for ClientResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientResponseFuture")
+            .field("call", &self.call)
+            .finish_non_exhaustive()
+    }
+}
