@@ -1,0 +1,45 @@
+//! Recording a call that failed without a response.
+//!
+//! reqwest puts the request's URL in its error messages, user info and query string included.
+//! The recorded messages carry the URL in the form `http.request.url` records it instead, so a
+//! password in a URL never reaches X-Ray through a `cause`. The caller still gets the original
+//! error, unchanged.
+
+use xray_core::document::exceptions_from_error;
+use xray_core::http::{fail_outbound, strip_query, strip_userinfo, OutboundCall};
+
+/// Ends the call's subsegment with `fault` and a remote cause built from `err`.
+pub(crate) fn record_failure(
+    call: &OutboundCall,
+    err: &reqwest_middleware::Error,
+    strip_query_string: bool,
+) {
+    let type_name = match err {
+        reqwest_middleware::Error::Reqwest(_) => "reqwest::Error",
+        reqwest_middleware::Error::Middleware(_) => "reqwest_middleware::Error",
+    };
+    let Some(url) = err.url().map(|u| u.as_str()) else {
+        return fail_outbound(call, err, type_name);
+    };
+    let clean = strip_userinfo(url);
+    let shown = if strip_query_string {
+        strip_query(&clean)
+    } else {
+        &clean
+    };
+    if shown == url || !call.subsegment.is_sampled() {
+        return fail_outbound(call, err, type_name);
+    }
+    // `fail_outbound` with the messages rewritten.
+    let mut exceptions = exceptions_from_error(err, type_name);
+    for e in &mut exceptions {
+        e.remote = true;
+        if let Some(message) = e.message.as_mut() {
+            if message.contains(url) {
+                *message = message.replace(url, shown);
+            }
+        }
+    }
+    call.subsegment.add_exceptions(exceptions, true);
+    call.subsegment.end();
+}
