@@ -47,15 +47,37 @@ impl ContextMissing {
 }
 
 /// How an incoming `Sampled=1` from a caller is treated.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// `Sampled=0` is followed whatever the policy.
+///
+/// ```
+/// use xray_core::{IncomingSampled, Recorder};
+///
+/// // A public endpoint: follow at most 10 caller-forced samples per second.
+/// let recorder = Recorder::builder()
+///     .incoming_sampled(IncomingSampled::cap(10))
+///     .ignore_env()
+///     .build()
+///     .unwrap();
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum IncomingSampled {
     /// The caller's decision is followed (the X-Ray convention; the default).
     #[default]
     Trust,
     /// `Sampled=1` is treated like no decision: the local sampler decides. Use it on public
     /// endpoints, where callers could otherwise force every request to be traced.
-    /// `Sampled=0` is still followed.
     Ignore,
+    /// `Sampled=1` is followed for at most so many requests per second; beyond that the
+    /// sampler decides, as for [`Ignore`](Self::Ignore).
+    Cap(crate::sampling::SampledCap),
+}
+
+impl IncomingSampled {
+    /// [`Cap`](Self::Cap) with a new budget of `per_second` caller-forced samples per second.
+    pub fn cap(per_second: u32) -> Self {
+        Self::Cap(crate::sampling::SampledCap::new(per_second))
+    }
 }
 
 /// Configuration errors.
@@ -221,10 +243,11 @@ impl Recorder {
         request: &SamplingRequest<'_>,
     ) -> Entity {
         let incoming = header.and_then(|h| h.sampled);
-        let sampled = match (incoming, self.inner.incoming_sampled) {
+        let sampled = match (incoming, &self.inner.incoming_sampled) {
             _ if !self.inner.enabled => false,
             (Some(Sampled::No), _) => false,
             (Some(Sampled::Yes), IncomingSampled::Trust) => true,
+            (Some(Sampled::Yes), IncomingSampled::Cap(cap)) if cap.admit() => true,
             _ => {
                 let env = self.runtime_environment();
                 let mut req = *request;

@@ -1,17 +1,67 @@
 //! Sampling: which requests are recorded.
 //!
 //! Every adapter asks the recorder's [`Sampler`] once per incoming request that did not carry
-//! a decision (`Sampled=1` or `0`) from its caller. The default is [`LocalSampler`] with the
-//! default rule: the first request each second, then 5 % of the rest.
+//! a decision (`Sampled=1` or `0`) from its caller, telling it the service name, service type
+//! (origin), host, method and URL path in a [`SamplingRequest`]. The answer is a
+//! [`SamplingDecision`]: sampled or not, and the name of the rule that decided.
+//!
+//! Samplers:
+//!
+//! - [`LocalSampler`] (the default): local rules, given in code ([`LocalRule`]) or read from a
+//!   JSON document in the version 1 or 2 format ([`LocalRules`]); the first matching rule wins,
+//!   else the default rule (out of the box: the first request each second, then 5 %).
+//! - [`CentralizedSampler`]: rules and quotas from the X-Ray service through the daemon,
+//!   polled on a background thread, with a `LocalSampler` as fallback.
+//! - [`AlwaysSample`] and [`NeverSample`], for tests and demos.
+//!
+//! Patterns in rules use `*` (any run of characters) and `?` (exactly one character) and
+//! ignore ASCII case (see [`wildcard_match`](crate::naming::wildcard_match)). A request
+//! detail the adapter did not supply is matched as the empty string, so only `*` matches it.
+//!
+//! Deciding is cheap and never blocks: reservoirs are single atomic words, exact per second
+//! across threads, and no lock is taken on the request path.
+//!
+//! Time and randomness come from a [`Clock`](clock::Clock) and a
+//! [`RandomSource`](clock::RandomSource), which tests replace (see [`clock`]).
 
 use std::fmt;
 use std::sync::Arc;
 
+use crate::naming::{strip_port, wildcard_match};
+
+mod api;
+mod cache;
+mod cap;
+mod centralized;
+mod client;
+pub mod clock;
+mod counter;
 mod local;
 mod reservoir;
+mod rules;
+mod sqs;
 
-pub use local::LocalSampler;
+pub use cap::SampledCap;
+pub use centralized::{
+    client_id, CentralizedSampler, PollerStatus, DEFAULT_RULES_INTERVAL, DEFAULT_TARGETS_INTERVAL,
+    DEFAULT_TIMEOUT,
+};
+pub use local::{LocalRule, LocalSampler};
 pub use reservoir::Reservoir;
+pub use rules::{DefaultRule, LocalRules, RulesError};
+pub use sqs::sqs_message_sampled;
+
+/// Whether `value` (absent: the empty string) matches a rule pattern.
+#[inline]
+pub(crate) fn pattern_matches(pattern: &str, value: Option<&str>) -> bool {
+    pattern == "*" || wildcard_match(pattern, value.unwrap_or(""))
+}
+
+/// Like [`pattern_matches`], ignoring a port on the host.
+#[inline]
+pub(crate) fn host_matches(pattern: &str, host: Option<&str>) -> bool {
+    pattern == "*" || wildcard_match(pattern, host.map(strip_port).unwrap_or(""))
+}
 
 /// What a sampler is told about a request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -28,35 +28,38 @@ impl Reservoir {
 
     /// Takes one request from the reservoir for the given epoch second; false when the
     /// second's allowance is spent.
+    #[inline]
     pub fn take(&self, now_second: u64) -> bool {
-        if self.per_second == 0 {
-            return false;
-        }
-        let sec = (now_second & 0xffff_ffff) << 32;
-        let mut cur = self.state.load(Ordering::Relaxed);
-        loop {
-            let (cur_sec, taken) = (cur & !0xffff_ffff, cur & 0xffff_ffff);
-            let next = if cur_sec == sec {
-                if taken >= self.per_second as u64 {
-                    return false;
-                }
-                cur + 1
-            } else if cur_sec < sec {
-                sec | 1
-            } else {
-                // A thread with an older clock reading: count it against the newer second.
-                if taken >= self.per_second as u64 {
-                    return false;
-                }
-                cur + 1
-            };
-            match self
-                .state
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
+        take_up_to(&self.state, now_second, self.per_second)
+    }
+}
+
+/// Counts one more request in `now_second` unless `limit` were already counted in it.
+///
+/// `state` packs `(second << 32) | taken`. Once the second's allowance is spent the function
+/// only reads the word, so contended callers do not bounce the cache line.
+#[inline]
+pub(crate) fn take_up_to(state: &AtomicU64, now_second: u64, limit: u32) -> bool {
+    if limit == 0 {
+        return false;
+    }
+    let sec = (now_second & 0xffff_ffff) << 32;
+    let mut cur = state.load(Ordering::Relaxed);
+    loop {
+        let (cur_sec, taken) = (cur & !0xffff_ffff, cur & 0xffff_ffff);
+        let next = if cur_sec < sec {
+            sec | 1
+        } else {
+            // The same second, or a thread with an older clock reading: count it against the
+            // newer second.
+            if taken >= u64::from(limit) {
+                return false;
             }
+            cur + 1
+        };
+        match state.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(actual) => cur = actual,
         }
     }
 }
