@@ -1,14 +1,44 @@
-//! The UDP collector.
+//! The UDP collector: receives daemon datagrams, keeps them, validates them and assembles
+//! them into traces.
+//!
+//! A trace is reported complete when nothing in it is in progress, every independent
+//! subsegment found its parent, and no new document arrived for the quiet period (150 ms by
+//! default). Complete traces are handed to [`Collector::on_trace_complete`] callbacks and
+//! [`Collector::subscribe`] channels, and are what [`Collector::wait_for_trace`] looks at.
+//!
+//! ```
+//! use std::time::Duration;
+//! use xray_local::Collector;
+//!
+//! let collector = Collector::start().unwrap();
+//! let recorder = collector.recorder("checkout");
+//! let segment = recorder.begin_segment("checkout", None);
+//! segment.begin_subsegment("price").end();
+//! segment.end();
+//!
+//! let trace = collector
+//!     .wait_for_trace(|t| t.find("checkout").is_some(), Duration::from_secs(5))
+//!     .expect("the trace arrives");
+//! assert_eq!(trace.outline(), "checkout\n  price\n");
+//! assert!(collector.violations().is_empty());
+//! ```
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use xray_core::emitter::DATAGRAM_HEADER;
 use xray_core::sampling::AlwaysSample;
-use xray_core::{Document, Recorder};
+use xray_core::{Document, Recorder, TraceId};
+
+use crate::forward::Forwarder;
+use crate::rules_file::LocalRules;
+use crate::sampling_api::SamplingApi;
+use crate::trace::Trace;
+use crate::validate::{validate_datagram, Violation};
 
 /// One datagram as received.
 #[derive(Clone, Debug)]
@@ -21,23 +51,61 @@ pub struct Received {
     pub at: Instant,
 }
 
+/// The default quiet period of a library collector.
+pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_millis(150);
+
+type TraceCallback = Arc<dyn Fn(&Trace) + Send + Sync>;
+type ViolationCallback = Arc<dyn Fn(&Violation) + Send + Sync>;
+
+/// The documents of one trace, as they arrive.
+struct Pending {
+    docs: Vec<Document>,
+    last: Instant,
+    /// `docs.len()` when last assembled by the quiet-period check.
+    checked: usize,
+    /// The last assembly reported complete.
+    completed: Option<Trace>,
+}
+
 #[derive(Default)]
+struct State {
+    received: Vec<Received>,
+    traces: HashMap<TraceId, Pending>,
+    order: VecDeque<TraceId>,
+    violations: Vec<Violation>,
+}
+
 struct Shared {
-    received: Mutex<Vec<Received>>,
+    state: Mutex<State>,
     cond: Condvar,
     garbage: AtomicU64,
     stop: AtomicBool,
+    quiet: Duration,
+    max_datagrams: usize,
+    max_traces: usize,
+    forwarder: Option<Forwarder>,
+    on_trace: Mutex<Vec<TraceCallback>>,
+    subscribers: Mutex<Vec<mpsc::Sender<Trace>>>,
+    on_violation: Mutex<Vec<ViolationCallback>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Listens for daemon datagrams on a UDP socket and keeps what arrives.
 pub struct Collector {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    sampling: Option<SamplingApi>,
 }
 
 impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collector").field("addr", &self.addr).finish()
+        f.debug_struct("Collector")
+            .field("addr", &self.addr)
+            .field("sampling", &self.sampling.as_ref().map(|s| s.addr()))
+            .finish()
     }
 }
 
@@ -48,23 +116,124 @@ pub fn parse_datagram(bytes: &[u8]) -> Option<Document> {
     serde_json::from_slice(body).ok()
 }
 
+/// Configures a [`Collector`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct CollectorBuilder {
+    listen: SocketAddr,
+    quiet_period: Duration,
+    forward: Option<SocketAddr>,
+    sampling_rules: Option<LocalRules>,
+    max_datagrams: usize,
+    max_traces: usize,
+}
+
+impl Default for CollectorBuilder {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            quiet_period: DEFAULT_QUIET_PERIOD,
+            forward: None,
+            sampling_rules: None,
+            max_datagrams: usize::MAX,
+            max_traces: 100_000,
+        }
+    }
+}
+
+impl CollectorBuilder {
+    /// The UDP address to listen on; default an ephemeral loopback port.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// How long a trace must stay unchanged, with nothing in progress, to be complete.
+    pub fn quiet_period(mut self, quiet: Duration) -> Self {
+        self.quiet_period = quiet;
+        self
+    }
+
+    /// Sends every datagram, unchanged, on to `addr` as well.
+    pub fn forward(mut self, addr: SocketAddr) -> Self {
+        self.forward = Some(addr);
+        self
+    }
+
+    /// Serves the daemon's sampling API from these rules on the TCP port of the listening
+    /// address.
+    pub fn sampling_rules(mut self, rules: LocalRules) -> Self {
+        self.sampling_rules = Some(rules);
+        self
+    }
+
+    /// Keeps at most `n` raw datagrams (the oldest are forgotten first); unlimited by
+    /// default. Long-running collectors should set it.
+    pub fn max_datagrams(mut self, n: usize) -> Self {
+        self.max_datagrams = n.max(1);
+        self
+    }
+
+    /// Keeps at most `n` traces (the oldest are forgotten first); 100 000 by default.
+    pub fn max_traces(mut self, n: usize) -> Self {
+        self.max_traces = n.max(1);
+        self
+    }
+
+    /// Binds the socket(s) and starts receiving.
+    pub fn start(self) -> io::Result<Collector> {
+        let socket = UdpSocket::bind(self.listen)?;
+        let tick =
+            (self.quiet_period / 2).clamp(Duration::from_millis(5), Duration::from_millis(50));
+        socket.set_read_timeout(Some(tick))?;
+        let addr = socket.local_addr()?;
+        let sampling = match self.sampling_rules {
+            Some(rules) => Some(SamplingApi::serve(addr, rules)?),
+            None => None,
+        };
+        let forwarder = match self.forward {
+            Some(target) => Some(Forwarder::new(target)?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            cond: Condvar::new(),
+            garbage: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            quiet: self.quiet_period,
+            max_datagrams: self.max_datagrams,
+            max_traces: self.max_traces,
+            forwarder,
+            on_trace: Mutex::new(Vec::new()),
+            subscribers: Mutex::new(Vec::new()),
+            on_violation: Mutex::new(Vec::new()),
+        });
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("xray-local-udp".into())
+            .spawn(move || receive_loop(socket, s, tick))?;
+        Ok(Collector {
+            addr,
+            shared,
+            sampling,
+        })
+    }
+}
+
 impl Collector {
     /// Listens on an ephemeral loopback port.
     pub fn start() -> io::Result<Self> {
-        Self::bind("127.0.0.1:0".parse().map_err(io::Error::other)?)
+        Self::builder().start()
     }
 
     /// Listens on `addr`.
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let socket = UdpSocket::bind(addr)?;
-        socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-        let addr = socket.local_addr()?;
-        let shared = Arc::new(Shared::default());
-        let s = shared.clone();
-        std::thread::Builder::new()
-            .name("xray-local-udp".into())
-            .spawn(move || receive_loop(socket, s))?;
-        Ok(Self { addr, shared })
+        Self::builder().listen(addr).start()
+    }
+
+    /// A builder for the other options.
+    pub fn builder() -> CollectorBuilder {
+        CollectorBuilder::default()
     }
 
     /// The address datagrams should be sent to.
@@ -72,9 +241,15 @@ impl Collector {
         self.addr
     }
 
-    /// The address as an `AWS_XRAY_DAEMON_ADDRESS` value.
+    /// The address as an `AWS_XRAY_DAEMON_ADDRESS` value (UDP, and TCP when the sampling
+    /// API is served).
     pub fn daemon_address(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The sampling API server, when started with sampling rules.
+    pub fn sampling_api(&self) -> Option<&SamplingApi> {
+        self.sampling.as_ref()
     }
 
     /// A recorder that samples everything and sends here; environment variables ignored.
@@ -88,18 +263,23 @@ impl Collector {
             .expect("a collector's own address is valid")
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Received>> {
-        self.shared.received.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.shared.state)
     }
 
-    /// Every datagram received so far.
+    /// Every datagram received so far (or the latest ones, see
+    /// [`CollectorBuilder::max_datagrams`]).
     pub fn received(&self) -> Vec<Received> {
-        self.lock().clone()
+        self.state().received.clone()
     }
 
     /// Every well-formed document received so far, in arrival order.
     pub fn documents(&self) -> Vec<Document> {
-        self.lock().iter().filter_map(|r| r.document.clone()).collect()
+        self.state()
+            .received
+            .iter()
+            .filter_map(|r| r.document.clone())
+            .collect()
     }
 
     /// Datagrams that were not well-formed daemon datagrams.
@@ -107,34 +287,136 @@ impl Collector {
         self.shared.garbage.load(Ordering::Relaxed)
     }
 
-    /// Forgets everything received.
+    /// Datagrams forwarded to the `forward` address.
+    pub fn forwarded_count(&self) -> u64 {
+        self.shared.forwarder.as_ref().map_or(0, Forwarder::sent)
+    }
+
+    /// Every rule violation found so far, in arrival order.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.state().violations.clone()
+    }
+
+    /// Forgets everything received: datagrams, traces and violations.
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut s = self.state();
+        s.received.clear();
+        s.traces.clear();
+        s.order.clear();
+        s.violations.clear();
     }
 
     /// Waits until `pred` holds for the documents received, at most `timeout`; returns the
     /// documents either way.
-    pub fn wait_until(&self, timeout: Duration, mut pred: impl FnMut(&[Document]) -> bool) -> Vec<Document> {
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&[Document]) -> bool,
+    ) -> Vec<Document> {
         let deadline = Instant::now() + timeout;
-        let mut g = self.lock();
+        let mut g = self.state();
         loop {
-            let docs: Vec<Document> = g.iter().filter_map(|r| r.document.clone()).collect();
+            let docs: Vec<Document> = g
+                .received
+                .iter()
+                .filter_map(|r| r.document.clone())
+                .collect();
             let left = deadline.saturating_duration_since(Instant::now());
             if pred(&docs) || left.is_zero() {
                 return docs;
             }
-            g = self
-                .shared
-                .cond
-                .wait_timeout(g, left.min(Duration::from_millis(50)))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            g = self.wait(g, left);
         }
+    }
+
+    fn wait<'a>(&'a self, g: MutexGuard<'a, State>, left: Duration) -> MutexGuard<'a, State> {
+        self.shared
+            .cond
+            .wait_timeout(g, left.min(Duration::from_millis(50)))
+            .unwrap_or_else(|p| p.into_inner())
+            .0
     }
 
     /// Waits until at least `n` documents arrived.
     pub fn wait_for_documents(&self, n: usize, timeout: Duration) -> Vec<Document> {
         self.wait_until(timeout, |d| d.len() >= n)
+    }
+
+    /// Every trace seen so far, assembled from what has arrived (complete or not), in order
+    /// of first arrival.
+    pub fn traces(&self) -> Vec<Trace> {
+        let s = self.state();
+        s.order
+            .iter()
+            .filter_map(|id| s.traces.get(id))
+            .map(|p| Trace::assemble(&p.docs))
+            .collect()
+    }
+
+    /// The traces reported complete so far, in order of first arrival.
+    pub fn completed_traces(&self) -> Vec<Trace> {
+        let s = self.state();
+        s.order
+            .iter()
+            .filter_map(|id| s.traces.get(id)?.completed.clone())
+            .collect()
+    }
+
+    /// The trace with this id as assembled now, complete or not.
+    pub fn trace(&self, trace_id: TraceId) -> Option<Trace> {
+        self.state()
+            .traces
+            .get(&trace_id)
+            .map(|p| Trace::assemble(&p.docs))
+    }
+
+    /// Waits for a complete trace for which `pred` holds, at most `timeout`.
+    pub fn wait_for_trace(
+        &self,
+        mut pred: impl FnMut(&Trace) -> bool,
+        timeout: Duration,
+    ) -> Option<Trace> {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.state();
+        loop {
+            let found = g
+                .order
+                .iter()
+                .filter_map(|id| g.traces.get(id)?.completed.as_ref())
+                .find(|t| pred(t))
+                .cloned();
+            if found.is_some() {
+                return found;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            g = self.wait(g, left);
+        }
+    }
+
+    /// Waits for the trace with this id to be complete, at most `timeout`.
+    pub fn wait_for_trace_id(&self, trace_id: TraceId, timeout: Duration) -> Option<Trace> {
+        self.wait_for_trace(|t| t.trace_id() == Some(trace_id), timeout)
+    }
+
+    /// Calls `callback` with every trace once it is complete (and again if more documents
+    /// complete it later). Runs on the receiving thread: keep it short.
+    pub fn on_trace_complete(&self, callback: impl Fn(&Trace) + Send + Sync + 'static) {
+        lock(&self.shared.on_trace).push(Arc::new(callback));
+    }
+
+    /// A channel that receives every trace once it is complete.
+    pub fn subscribe(&self) -> mpsc::Receiver<Trace> {
+        let (tx, rx) = mpsc::channel();
+        lock(&self.shared.subscribers).push(tx);
+        rx
+    }
+
+    /// Calls `callback` with every violation found. Runs on the receiving thread.
+    pub fn on_violation(&self, callback: impl Fn(&Violation) + Send + Sync + 'static) {
+        lock(&self.shared.on_violation).push(Arc::new(callback));
     }
 }
 
@@ -144,32 +426,115 @@ impl Drop for Collector {
     }
 }
 
-fn receive_loop(socket: UdpSocket, shared: Arc<Shared>) {
+fn receive_loop(socket: UdpSocket, shared: Arc<Shared>, tick: Duration) {
     let mut buf = vec![0u8; 65_536];
+    let mut last_check = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         match socket.recv_from(&mut buf) {
-            Ok((n, _)) => {
-                let bytes = buf[..n].to_vec();
-                let document = parse_datagram(&bytes);
-                if document.is_none() {
-                    shared.garbage.fetch_add(1, Ordering::Relaxed);
-                }
-                shared
-                    .received
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(Received {
-                        bytes,
-                        document,
-                        at: Instant::now(),
-                    });
-                shared.cond.notify_all();
-            }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Ok((n, _)) => handle_datagram(&shared, &buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "xray-local: receive failed");
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        if last_check.elapsed() >= tick {
+            last_check = Instant::now();
+            report_complete(&shared);
+        }
+    }
+}
+
+fn handle_datagram(shared: &Shared, bytes: &[u8]) {
+    if let Some(f) = &shared.forwarder {
+        f.forward(bytes);
+    }
+    let violations = validate_datagram(bytes);
+    for v in &violations {
+        tracing::warn!(violation = %v, "xray-local: invalid segment document");
+    }
+    let document = parse_datagram(bytes);
+    if document.is_none() {
+        shared.garbage.fetch_add(1, Ordering::Relaxed);
+    }
+    {
+        let mut s = lock(&shared.state);
+        s.violations.extend(violations.iter().cloned());
+        if let Some(d) = &document {
+            if let Some(trace_id) = d.trace_id {
+                let now = Instant::now();
+                let fresh = !s.traces.contains_key(&trace_id);
+                let p = s.traces.entry(trace_id).or_insert_with(|| Pending {
+                    docs: Vec::new(),
+                    last: now,
+                    checked: 0,
+                    completed: None,
+                });
+                p.docs.push(d.clone());
+                p.last = now;
+                if fresh {
+                    s.order.push_back(trace_id);
+                    while s.order.len() > shared.max_traces {
+                        if let Some(old) = s.order.pop_front() {
+                            s.traces.remove(&old);
+                        }
+                    }
+                }
+            }
+        }
+        s.received.push(Received {
+            bytes: bytes.to_vec(),
+            document,
+            at: Instant::now(),
+        });
+        if s.received.len() > shared.max_datagrams {
+            let excess = s.received.len() - shared.max_datagrams;
+            s.received.drain(..excess);
+        }
+    }
+    shared.cond.notify_all();
+    if !violations.is_empty() {
+        let callbacks = lock(&shared.on_violation).clone();
+        for v in &violations {
+            for cb in &callbacks {
+                cb(v);
+            }
+        }
+    }
+}
+
+/// Assembles the traces that went quiet and reports the newly complete ones.
+fn report_complete(shared: &Shared) {
+    let mut done = Vec::new();
+    {
+        let mut s = lock(&shared.state);
+        let now = Instant::now();
+        for p in s.traces.values_mut() {
+            if p.docs.len() > p.checked && now.duration_since(p.last) >= shared.quiet {
+                p.checked = p.docs.len();
+                let t = Trace::assemble(&p.docs);
+                if t.is_complete() {
+                    p.completed = Some(t.clone());
+                    done.push(t);
+                }
+            }
+        }
+    }
+    if done.is_empty() {
+        return;
+    }
+    shared.cond.notify_all();
+    done.sort_by_key(|t| t.start_time());
+    let callbacks = lock(&shared.on_trace).clone();
+    let mut subscribers = lock(&shared.subscribers);
+    for t in &done {
+        for cb in &callbacks {
+            cb(t);
+        }
+        subscribers.retain(|tx| tx.send(t.clone()).is_ok());
     }
 }

@@ -1,0 +1,402 @@
+//! Terminal rendering: a trace as a tree with a timeline.
+//!
+//! Each entity takes one line: the tree and its name, its duration, its marks (`F` fault,
+//! `E` error, `T` throttle) and a bar placed on the trace's time axis (`█` complete, `░` still
+//! in progress). Below it, indented under the tree, come what it did (`GET url → 200`, the
+//! AWS operation, the SQL query), its exception (`! Type: message`) and its annotations
+//! (`@ key=value`). Lines fit in [`RenderOptions::width`] columns (80 by default); colours
+//! are ANSI escapes, written only when [`RenderOptions::color`] is set.
+//!
+//! ```
+//! use xray_core::Document;
+//! use xray_local::render::{render_trace, RenderOptions};
+//! use xray_local::Trace;
+//!
+//! let doc: Document = serde_json::from_str(
+//!     r#"{"name":"web","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979",
+//!         "start_time":1478293361.0,"end_time":1478293361.5,
+//!         "http":{"request":{"method":"GET","url":"http://localhost/"},"response":{"status":200}}}"#,
+//! ).unwrap();
+//! let text = render_trace(&Trace::assemble(&[doc]), &RenderOptions::default());
+//! assert!(text.contains("GET http://localhost/ → 200"));
+//! assert!(text.lines().all(|l| l.chars().count() <= 80));
+//! ```
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::Value;
+use xray_core::document::Cause;
+
+use crate::trace::{Trace, TraceEntity, TreeNode};
+use crate::validate::Violation;
+
+/// How to render.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RenderOptions {
+    /// Write ANSI colour escapes.
+    pub color: bool,
+    /// Line width in columns; at least 60 is used.
+    pub width: usize,
+}
+
+impl Default for RenderOptions {
+    /// 80 columns, no colour.
+    fn default() -> Self {
+        Self {
+            color: false,
+            width: 80,
+        }
+    }
+}
+
+impl RenderOptions {
+    /// Sets colour on or off.
+    pub fn color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
+    }
+
+    /// Sets the line width.
+    pub fn width(mut self, width: usize) -> Self {
+        self.width = width;
+        self
+    }
+}
+
+const DUR_W: usize = 8;
+const MARK_W: usize = 3;
+const BAR_W: usize = 20;
+/// Columns right of the name: space, duration, space, marks, space, `[`, bar, `]`.
+const RIGHT_W: usize = 1 + DUR_W + 1 + MARK_W + 1 + 1 + BAR_W + 1;
+
+const RESET: &str = "\x1b[0m";
+const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const MAGENTA: &str = "\x1b[35m";
+const CYAN: &str = "\x1b[36m";
+
+struct Painter {
+    color: bool,
+}
+
+impl Painter {
+    fn paint(&self, style: &str, text: &str) -> String {
+        if self.color && !text.is_empty() {
+            format!("{style}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// Cuts `s` to `w` columns (ending with `…` when cut) and pads it with spaces to `w`.
+fn fit(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n <= w {
+        format!("{s}{}", " ".repeat(w - n))
+    } else if w == 0 {
+        String::new()
+    } else {
+        let mut out: String = s.chars().take(w - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Cuts `s` to `w` columns without padding.
+fn cut(s: &str, w: usize) -> String {
+    fit(s, w).trim_end().to_string()
+}
+
+/// `0.42ms`, `120.5ms`, `2.35s`.
+pub fn format_duration(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros < 1_000 {
+        format!("{:.2}ms", micros as f64 / 1000.0)
+    } else if micros < 1_000_000 {
+        format!("{:.1}ms", micros as f64 / 1000.0)
+    } else {
+        format!("{:.2}s", micros as f64 / 1_000_000.0)
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// What the entity did, on one line: AWS operation, HTTP method and URL, status.
+fn activity(e: &TraceEntity) -> Option<String> {
+    let d = e.document();
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(op) = e.aws_operation() {
+        parts.push(op.to_string());
+        for key in [
+            "table_name",
+            "queue_url",
+            "bucket_name",
+            "topic_arn",
+            "function_name",
+        ] {
+            if let Some(v) = d.aws.get(key) {
+                parts.push(format!("{key}={}", scalar(v)));
+            }
+        }
+        if let Some(r) = d
+            .aws
+            .get("retries")
+            .and_then(Value::as_u64)
+            .filter(|&r| r > 0)
+        {
+            parts.push(format!("retries={r}"));
+        }
+    }
+    if let Some(m) = e.http_method() {
+        parts.push(m.to_string());
+    }
+    if let Some(u) = e.http_url() {
+        parts.push(u.to_string());
+    }
+    if let Some(s) = e.http_status() {
+        parts.push(format!("→ {s}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+fn cause_line(e: &TraceEntity) -> Option<String> {
+    match e.document().cause.as_ref()? {
+        Cause::Reference(id) => Some(format!("! see exception {id}")),
+        Cause::Exceptions(data) => {
+            let first = data.exceptions.first()?;
+            let mut s = String::from("! ");
+            if let Some(k) = &first.kind {
+                s.push_str(k);
+                s.push_str(": ");
+            }
+            s.push_str(first.message.as_deref().unwrap_or("(no message)"));
+            if data.exceptions.len() > 1 {
+                let _ = write!(s, " (+{} more)", data.exceptions.len() - 1);
+            }
+            Some(s)
+        }
+    }
+}
+
+fn annotations_line(e: &TraceEntity) -> Option<String> {
+    let a = &e.document().annotations;
+    if a.is_empty() {
+        return None;
+    }
+    let mut pairs: Vec<(&String, &Value)> = a.iter().collect();
+    pairs.sort_by(|x, y| x.0.cmp(y.0));
+    let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Some(format!("@ {}", body.join(" ")))
+}
+
+struct Axis {
+    start: u64,
+    span: u64,
+}
+
+impl Axis {
+    fn col(&self, t: u64, round_up: bool) -> usize {
+        if self.span == 0 {
+            return if round_up { BAR_W } else { 0 };
+        }
+        let off = t.saturating_sub(self.start).min(self.span) as u128 * BAR_W as u128;
+        let span = self.span as u128;
+        let c = if round_up {
+            off.div_ceil(span)
+        } else {
+            off / span
+        };
+        c as usize
+    }
+
+    fn bar(&self, e: &TraceEntity) -> (String, bool) {
+        let s = self.col(e.start_time().as_micros(), false).min(BAR_W - 1);
+        let (end, glyph) = match e.end_time() {
+            Some(t) => (self.col(t.as_micros(), true), '█'),
+            None => (BAR_W, '░'),
+        };
+        let end = end.clamp(s + 1, BAR_W);
+        let mut bar = String::with_capacity(BAR_W * 3);
+        for i in 0..BAR_W {
+            bar.push(if i >= s && i < end { glyph } else { ' ' });
+        }
+        (bar, e.end_time().is_none())
+    }
+}
+
+/// Renders one trace as text, every line at most `opts.width` columns.
+pub fn render_trace(trace: &Trace, opts: &RenderOptions) -> String {
+    let width = opts.width.max(60);
+    let p = Painter { color: opts.color };
+    let mut out = String::new();
+
+    let segments = trace.segments().len();
+    let subsegments = trace.len() - segments;
+    let mut header = format!(
+        "trace {} · {} · {}, {}",
+        trace
+            .trace_id()
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "(no trace id)".into()),
+        format_duration(trace.duration()),
+        plural(segments, "segment"),
+        plural(subsegments, "subsegment"),
+    );
+    if !trace.is_complete() {
+        header.push_str(" · incomplete");
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        p.paint(&format!("{BOLD}{CYAN}"), &cut(&header, width))
+    );
+
+    let axis = Axis {
+        start: trace.start_time().map_or(0, |t| t.as_micros()),
+        span: trace.duration().as_micros() as u64,
+    };
+    for root in trace.tree() {
+        render_node(&root, "", None, &axis, width, &p, &mut out);
+    }
+    out
+}
+
+fn render_node(
+    node: &TreeNode<'_>,
+    guides: &str,
+    last: Option<bool>,
+    axis: &Axis,
+    width: usize,
+    p: &Painter,
+    out: &mut String,
+) {
+    let e = node.entity;
+    let (branch, below) = match last {
+        None => ("", ""),
+        Some(false) => ("├─ ", "│  "),
+        Some(true) => ("└─ ", "   "),
+    };
+    let left_w = width - RIGHT_W;
+
+    // The entity line.
+    let prefix = format!("{guides}{branch}");
+    let name_w = left_w.saturating_sub(prefix.chars().count());
+    let name = fit(e.name(), name_w);
+    let name = if e.is_segment() {
+        p.paint(BOLD, &name)
+    } else {
+        name
+    };
+    let dur = match e.duration() {
+        Some(d) => format!("{:>DUR_W$}", format_duration(d)),
+        None => format!("{:>DUR_W$}", "…"),
+    };
+    let d = e.document();
+    let mut marks = String::new();
+    let mut mark_style = "";
+    if d.fault {
+        marks.push('F');
+        mark_style = RED;
+    }
+    if d.error {
+        marks.push('E');
+        if mark_style.is_empty() {
+            mark_style = YELLOW;
+        }
+    }
+    if d.throttle {
+        marks.push('T');
+        if mark_style.is_empty() {
+            mark_style = MAGENTA;
+        }
+    }
+    let bar_style = if d.fault {
+        RED
+    } else if d.error {
+        YELLOW
+    } else if d.throttle {
+        MAGENTA
+    } else {
+        GREEN
+    };
+    let (bar, open) = axis.bar(e);
+    let _ = writeln!(
+        out,
+        "{}{} {} {} [{}]",
+        p.paint(DIM, &prefix),
+        name,
+        dur,
+        p.paint(mark_style, &fit(&marks, MARK_W)),
+        p.paint(if open { DIM } else { bar_style }, &bar),
+    );
+
+    // Detail lines, under the name.
+    let child_guides = format!("{guides}{below}");
+    let detail_guide = if node.children.is_empty() {
+        format!("{child_guides}   ")
+    } else {
+        format!("{child_guides}│  ")
+    };
+    let detail_w = width.saturating_sub(detail_guide.chars().count());
+    let details: [(Option<String>, &str); 4] = [
+        (activity(e), ""),
+        (
+            d.sql
+                .as_ref()
+                .and_then(|s| s.sanitized_query.as_ref())
+                .map(|q| format!("SQL {q}")),
+            "",
+        ),
+        (cause_line(e), RED),
+        (annotations_line(e), CYAN),
+    ];
+    for (text, style) in details {
+        if let Some(t) = text {
+            let line = format!(
+                "{}{}",
+                p.paint(DIM, &detail_guide),
+                p.paint(style, &cut(&t, detail_w))
+            );
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+
+    let n = node.children.len();
+    for (i, c) in node.children.iter().enumerate() {
+        render_node(c, &child_guides, Some(i + 1 == n), axis, width, p, out);
+    }
+}
+
+/// Renders a violation as one loud line.
+pub fn render_violation(v: &Violation, opts: &RenderOptions) -> String {
+    let p = Painter { color: opts.color };
+    let text = format!(
+        "✗ INVALID {}: {}: {}",
+        v.document_id
+            .as_deref()
+            .map(|id| format!("document {id}"))
+            .unwrap_or_else(|| "datagram".into()),
+        v.path,
+        v.message
+    );
+    p.paint(&format!("{BOLD}{RED}"), &text)
+}
