@@ -1,0 +1,261 @@
+//! The interceptor: one `aws` subsegment per AWS call.
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_types::region::Region;
+use aws_types::request_id::RequestId;
+use xray_core::{ContextMissing, Entity, Namespace, Recorder};
+
+use crate::call::XRayCall;
+use crate::extract::{Body, Message};
+use crate::params;
+
+/// Records every AWS SDK call made inside a traced request as an X-Ray subsegment.
+///
+/// Register it once per client (or per operation with `customize()`); one instance serves
+/// every call of the client, concurrently. Each call gets:
+///
+/// - a subsegment named after the service (`DynamoDB`, `S3`, `SQS`, ...) with
+///   `namespace: "aws"`, child of the entity current when the call was made
+///   ([`xray_core::context::current`]) or of the entity given to [`with_parent`];
+/// - `aws.operation`, `aws.region`, `aws.request_id`, `aws.id_2` (S3), `aws.retries`
+///   (attempts − 1, all attempts share the one subsegment) and the parameters of the
+///   [capture table](crate#what-is-recorded);
+/// - `http.response.status` and `content_length` of the last attempt;
+/// - on failure, `error` (4xx), `throttle` (429 or a throttling code) or `fault` (5xx, no
+///   response), with a cause whose exception type is the AWS error code and `remote: true`;
+/// - an `X-Amzn-Trace-Id` header on every attempt, with the subsegment as `Parent`, so that
+///   AWS services that continue traces (Lambda, SQS, SNS, API Gateway, ...) link to it.
+///
+/// The call's result, errors included, reaches the caller unchanged. Without a current entity
+/// and without an explicit parent, the call goes out untouched; the global recorder's
+/// context-missing strategy decides whether that is logged (`LOG_ERROR`, the default) or not
+/// (`IGNORE_ERROR`). Under `RUNTIME_ERROR` the call fails before anything is sent, with an
+/// [`xray_core::ContextMissingError`] as the error's source.
+///
+/// [`with_parent`]: XRayInterceptor::with_parent
+#[derive(Clone, Debug, Default)]
+#[must_use = "register the interceptor on a client config to record calls"]
+pub struct XRayInterceptor {
+    parent: Option<Entity>,
+}
+
+impl XRayInterceptor {
+    /// An interceptor that records calls under the current entity.
+    pub fn new() -> Self {
+        Self { parent: None }
+    }
+
+    /// An interceptor that records calls under `parent`, whatever is current when the call is
+    /// made. Useful for code that runs outside any context scope (a spawned task that did not
+    /// carry the segment along, a background worker with its own segment).
+    pub fn with_parent(parent: Entity) -> Self {
+        Self {
+            parent: Some(parent),
+        }
+    }
+}
+
+impl Intercept for XRayInterceptor {
+    fn name(&self) -> &'static str {
+        "XRayInterceptor"
+    }
+
+    // Client-level interceptors run this hook before the operation's configuration is in the
+    // bag, so the service and operation are not known yet: take only the parent and the time.
+    fn read_before_execution(
+        &self,
+        _ctx: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<XRayCall>().is_some() {
+            // Registered twice (client and operation): the first one records the call.
+            return Ok(());
+        }
+        let Some(parent) = self.parent.clone().or_else(xray_core::current) else {
+            return context_missing();
+        };
+        cfg.interceptor_state().store_put(XRayCall::new(parent));
+        Ok(())
+    }
+
+    fn read_before_serialization(
+        &self,
+        _ctx: &BeforeSerializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let metadata = cfg.load::<Metadata>().cloned();
+        let region = cfg.load::<Region>().map(|r| r.to_string());
+        let Some(call) = cfg.get_mut_from_interceptor_state::<XRayCall>() else {
+            return Ok(());
+        };
+        if call.subsegment.is_some() {
+            return Ok(());
+        }
+        let service = metadata.as_ref().map_or("AWS", |m| m.service());
+        let sub = call.parent.begin_subsegment(service);
+        if sub.is_sampled() {
+            let started = call.started;
+            sub.with_document(|d| d.start_time = started.min(d.start_time));
+            sub.set_namespace(Namespace::Aws);
+            if let Some(m) = &metadata {
+                sub.set_aws("operation", m.name());
+                call.params = params::lookup(m.service(), m.name());
+            }
+            if let Some(region) = region {
+                sub.set_aws("region", region);
+            }
+        }
+        call.subsegment = Some(sub.guard());
+        Ok(())
+    }
+
+    // Runs on every attempt, after signing (the signature does not cover this header) and after
+    // the endpoint was resolved, so the final URL is known.
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(call) = cfg.get_mut_from_interceptor_state::<XRayCall>() else {
+            return Ok(());
+        };
+        let Some(sub) = call.subsegment.as_deref() else {
+            return Ok(());
+        };
+        let header = sub.outbound_header().to_string();
+        if let Err(e) = ctx
+            .request_mut()
+            .headers_mut()
+            .try_insert(xray_core::header::HEADER_NAME, header)
+        {
+            tracing::warn!(error = %e, "could not add the X-Amzn-Trace-Id header to an AWS call");
+        }
+        if call.request_recorded || !sub.is_sampled() {
+            return Ok(());
+        }
+        call.request_recorded = true;
+        if let Some(row) = call.params {
+            let request = ctx.request();
+            let body = if row.request_needs_body() {
+                Body::parse(
+                    request.headers().get("content-type"),
+                    request.body().bytes(),
+                )
+            } else {
+                Body::None
+            };
+            let message = Message {
+                uri: Some(request.uri()),
+                headers: request.headers(),
+                body,
+                status: None,
+            };
+            for field in row.request {
+                if let Some(value) = message.read(field) {
+                    sub.set_aws(field.name, value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        ctx: &FinalizerInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let attempts = cfg.load::<RequestAttempts>().map(|a| a.attempts());
+        let Some(call) = cfg.get_mut_from_interceptor_state::<XRayCall>() else {
+            return Ok(());
+        };
+        let row = call.params;
+        // Taking the guard out ends the subsegment at the end of this function.
+        let Some(guard) = call.subsegment.take() else {
+            return Ok(());
+        };
+        if guard.is_sampled() {
+            record_outcome(&guard, ctx, attempts, row);
+        }
+        drop(guard);
+        Ok(())
+    }
+}
+
+fn record_outcome(
+    sub: &Entity,
+    ctx: &FinalizerInterceptorContextRef<'_>,
+    attempts: Option<u32>,
+    row: Option<&'static params::Operation>,
+) {
+    sub.set_aws("retries", attempts.unwrap_or(1).saturating_sub(1));
+    let response = ctx.response();
+    if let Some(response) = response {
+        let status = response.status().as_u16();
+        let headers = response.headers();
+        let content_length = headers
+            .get("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .or_else(|| response.body().bytes().map(|b| b.len() as u64));
+        sub.set_http_response(status, content_length);
+        if let Some(id) = response.request_id() {
+            sub.set_aws("request_id", id);
+        }
+        if let Some(id_2) = headers.get("x-amz-id-2") {
+            sub.set_aws("id_2", id_2);
+        }
+    }
+    match ctx.output_or_error() {
+        Some(Ok(_)) => {
+            if let (Some(row), Some(response)) = (row, response) {
+                let body = if row.response_needs_body() {
+                    Body::parse(
+                        response.headers().get("content-type"),
+                        response.body().bytes(),
+                    )
+                } else {
+                    Body::None
+                };
+                let message = Message {
+                    uri: None,
+                    headers: response.headers(),
+                    body,
+                    status: Some(response.status().as_u16()),
+                };
+                for field in row.response {
+                    if let Some(value) = message.read(field) {
+                        sub.set_aws(field.name, value);
+                    }
+                }
+            }
+        }
+        Some(Err(err)) => crate::error::record_failure(sub, err, response),
+        None => {}
+    }
+}
+
+/// No parent: the global recorder's strategy decides.
+fn context_missing() -> Result<(), BoxError> {
+    match Recorder::global().context_missing() {
+        ContextMissing::LogError => {
+            tracing::error!(
+                "AWS SDK call not recorded: {}",
+                xray_core::ContextMissingError
+            );
+            Ok(())
+        }
+        ContextMissing::IgnoreError => Ok(()),
+        ContextMissing::RuntimeError => Err(Box::new(xray_core::ContextMissingError)),
+    }
+}
