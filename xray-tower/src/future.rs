@@ -1,10 +1,10 @@
 //! The response future returned by [`XRay`](crate::XRay).
 
+use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::fmt;
 
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
 use http::Response;
@@ -49,7 +49,11 @@ pin_project_lite::pin_project! {
 }
 
 impl<F, OnRes> ResponseFuture<F, OnRes> {
-    pub(crate) fn new(inner: TaskLocalFuture<Entity, F>, segment: Entity, on_response: OnRes) -> Self {
+    pub(crate) fn new(
+        inner: TaskLocalFuture<Entity, F>,
+        segment: Entity,
+        on_response: OnRes,
+    ) -> Self {
         Self {
             inner,
             segment: Some(segment),
@@ -100,7 +104,9 @@ where
                     segment.end();
                     return Poll::Ready(Ok(res.map(ResponseBody::untraced)));
                 }
-                Poll::Ready(Ok(res.map(|body| ResponseBody::new(body, segment, count_body))))
+                Poll::Ready(Ok(
+                    res.map(|body| ResponseBody::new(body, segment, count_body))
+                ))
             }
             Err(error) => {
                 outcome::failed(&segment, &error, false);

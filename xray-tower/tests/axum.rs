@@ -35,7 +35,12 @@ const PARENT: &str = "53995c3f42cd8ad8";
 async fn new_trace_records_request_and_response_blocks() {
     let collector = Collector::start().unwrap();
     let addr = serve_axum(app(&collector)).await;
-    let reply = get(addr, "/users/7?token=secret", &[("user-agent", "probe/1.0")]).await;
+    let reply = get(
+        addr,
+        "/users/7?token=secret",
+        &[("user-agent", "probe/1.0")],
+    )
+    .await;
     assert_eq!(reply.status, 200);
 
     let doc = &segments(&collector, 1)[0];
@@ -43,7 +48,10 @@ async fn new_trace_records_request_and_response_blocks() {
     assert_eq!(doc.parent_id, None);
     let req = doc.http.request.as_ref().unwrap();
     assert_eq!(req.method.as_deref(), Some("GET"));
-    assert_eq!(req.url.as_deref(), Some(format!("http://{addr}/users/7").as_str()));
+    assert_eq!(
+        req.url.as_deref(),
+        Some(format!("http://{addr}/users/7").as_str())
+    );
     assert_eq!(req.user_agent.as_deref(), Some("probe/1.0"));
     assert_eq!(req.client_ip.as_deref(), Some("127.0.0.1"));
     assert!(!req.x_forwarded_for);
@@ -54,7 +62,10 @@ async fn new_trace_records_request_and_response_blocks() {
     assert!(!doc.error && !doc.fault && !doc.throttle);
     // A new trace: the response names it, without a sampling decision nobody asked for.
     let trace_id = doc.trace_id.unwrap().to_string();
-    assert_eq!(reply.trace_header(), Some(format!("Root={trace_id}").as_str()));
+    assert_eq!(
+        reply.trace_header(),
+        Some(format!("Root={trace_id}").as_str())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +168,10 @@ async fn disabled_sdk_builds_nothing_and_still_answers_the_header() {
     let reply = get(addr, "/", &[("x-amzn-trace-id", &header)]).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.trace_header(), Some(format!("Root={ROOT}").as_str()));
-    assert!(!seen.load(std::sync::atomic::Ordering::SeqCst), "hook ran for an unsampled request");
+    assert!(
+        !seen.load(std::sync::atomic::Ordering::SeqCst),
+        "hook ran for an unsampled request"
+    );
     assert!(off.flush(WAIT));
     std::thread::sleep(Duration::from_millis(100));
     assert!(collector.received().is_empty());
@@ -170,20 +184,26 @@ async fn dynamic_naming_follows_matching_hosts_only() {
         .route("/", route_get(|| async { "ok" }))
         .layer(layer(&collector).with_dynamic_naming("*mysite.com*"));
     let addr = serve_axum(app).await;
-    for host in ["api.mysite.com:8080", "WWW.MySite.com", "other.org", "mysite.org"] {
+    for host in [
+        "api.mysite.com:8080",
+        "WWW.MySite.com",
+        "other.org",
+        "mysite.org",
+    ] {
         get(addr, "/", &[("host", host)]).await;
     }
     let docs = segments(&collector, 4);
-    let mut names: Vec<(String, String)> = docs
-        .iter()
-        .map(|d| (url_of(d), d.name.clone()))
-        .collect();
+    let mut names: Vec<(String, String)> =
+        docs.iter().map(|d| (url_of(d), d.name.clone())).collect();
     names.sort();
     assert_eq!(
         names,
         vec![
             ("http://WWW.MySite.com/".into(), "WWW.MySite.com".into()),
-            ("http://api.mysite.com:8080/".into(), "api.mysite.com".into()),
+            (
+                "http://api.mysite.com:8080/".into(),
+                "api.mysite.com".into()
+            ),
             ("http://mysite.org/".into(), "svc".into()),
             ("http://other.org/".into(), "svc".into()),
         ]
@@ -195,14 +215,22 @@ async fn status_codes_set_error_throttle_and_fault() {
     let collector = Collector::start().unwrap();
     let app = Router::new()
         .route("/ok", route_get(|| async { "ok" }))
-        .route("/slow-down", route_get(|| async { StatusCode::TOO_MANY_REQUESTS }))
+        .route(
+            "/slow-down",
+            route_get(|| async { StatusCode::TOO_MANY_REQUESTS }),
+        )
         .route(
             "/broken",
             route_get(|| async { Err::<&str, _>((StatusCode::INTERNAL_SERVER_ERROR, "db down")) }),
         )
         .layer(layer(&collector));
     let addr = serve_axum(app).await;
-    for (path, status) in [("/ok", 200), ("/missing", 404), ("/slow-down", 429), ("/broken", 500)] {
+    for (path, status) in [
+        ("/ok", 200),
+        ("/missing", 404),
+        ("/slow-down", 429),
+        ("/broken", 500),
+    ] {
         assert_eq!(get(addr, path, &[]).await.status, status);
     }
     let docs = segments(&collector, 4);
@@ -245,7 +273,10 @@ async fn panicking_handler_is_a_fault_and_the_panic_keeps_unwinding() {
     assert!(doc.fault);
     assert!(doc.end_time.is_some());
     assert_eq!(doc.http.response, None);
-    assert_eq!(cause_messages(doc), vec!["panicked: boom in handler".to_string()]);
+    assert_eq!(
+        cause_messages(doc),
+        vec!["panicked: boom in handler".to_string()]
+    );
     // Emitted exactly once.
     std::thread::sleep(Duration::from_millis(100));
     let all = collector.documents();
@@ -278,7 +309,10 @@ async fn streamed_body_ends_the_segment_after_the_last_chunk() {
 
     let doc = &segments(&collector, 1)[0];
     let took = doc.end_time.unwrap().as_secs_f64() - doc.start_time.as_secs_f64();
-    assert!(took >= 0.3, "segment ended before the body was sent: {took}s");
+    assert!(
+        took >= 0.3,
+        "segment ended before the body was sent: {took}s"
+    );
     assert_eq!(doc.http.response.as_ref().unwrap().content_length, Some(30));
     let names: Vec<&str> = doc.subsegments.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["chunk-0", "chunk-1", "chunk-2"]);
@@ -321,7 +355,10 @@ async fn client_leaving_mid_body_ends_the_segment_with_error() {
     assert!(doc.end_time.is_some());
     let causes = cause_messages(doc);
     assert_eq!(causes.len(), 1);
-    assert!(causes[0].contains("dropped before it was fully sent"), "{causes:?}");
+    assert!(
+        causes[0].contains("dropped before it was fully sent"),
+        "{causes:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,15 +367,17 @@ async fn concurrent_requests_keep_their_own_segments() {
     let app = Router::new()
         .route(
             "/work/{n}",
-            route_get(|axum::extract::Path(n): axum::extract::Path<u32>| async move {
-                xray_core::put_annotation("n", n);
-                xray_core::capture_async(&format!("work-{n}"), async move {
-                    tokio::time::sleep(Duration::from_millis(u64::from(20 - n) * 3)).await;
-                })
-                .await;
-                xray_core::put_annotation("n_after_await", n);
-                n.to_string()
-            }),
+            route_get(
+                |axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                    xray_core::put_annotation("n", n);
+                    xray_core::capture_async(&format!("work-{n}"), async move {
+                        tokio::time::sleep(Duration::from_millis(u64::from(20 - n) * 3)).await;
+                    })
+                    .await;
+                    xray_core::put_annotation("n_after_await", n);
+                    n.to_string()
+                },
+            ),
         )
         .layer(layer(&collector));
     let addr = serve_axum(app).await;
@@ -354,7 +393,12 @@ async fn concurrent_requests_keep_their_own_segments() {
     let docs = segments(&collector, 20);
     assert_eq!(docs.len(), 20);
     for doc in &docs {
-        let n = url_of(doc).rsplit('/').next().unwrap().parse::<u64>().unwrap();
+        let n = url_of(doc)
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
         assert_eq!(doc.annotations["n"], n);
         assert_eq!(doc.annotations["n_after_await"], n);
         assert_eq!(doc.subsegments.len(), 1);
@@ -408,7 +452,10 @@ async fn segment_extractor_and_hooks_record_on_the_segment() {
                     }
                 })
                 .on_response(|res: &http::Response<Body>, seg: &xray_core::Entity| {
-                    seg.put_annotation("had_trace_header", res.headers().contains_key("x-amzn-trace-id"));
+                    seg.put_annotation(
+                        "had_trace_header",
+                        res.headers().contains_key("x-amzn-trace-id"),
+                    );
                 }),
         );
     let addr = serve_axum(app).await;

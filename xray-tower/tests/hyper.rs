@@ -21,7 +21,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn serve_hyper<H, Fut>(layer: XRayLayer, handler: H) -> SocketAddr
 where
     H: Fn(http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<http::Response<Full<Bytes>>, BoxError>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<http::Response<Full<Bytes>>, BoxError>>
+        + Send
+        + 'static,
 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -50,7 +52,9 @@ async fn hyper_server_records_client_addr_and_gives_handlers_the_segment() {
     let collector = Collector::start().unwrap();
     let layer = XRayLayer::new("plain-hyper").with_recorder(collector.recorder("svc"));
     let addr = serve_hyper(layer, |req: http::Request<Incoming>| async move {
-        let segment = xray_tower::segment(&req).expect("layer inserts the segment").clone();
+        let segment = xray_tower::segment(&req)
+            .expect("layer inserts the segment")
+            .clone();
         segment.put_annotation("via", "extension");
         assert_eq!(xray_core::current().map(|c| c.id()), Some(segment.id()));
         Ok(http::Response::new(Full::new(Bytes::from_static(b"hello"))))
@@ -78,7 +82,10 @@ async fn inner_service_error_is_a_fault_with_the_error_as_cause() {
     let doc = &segments(&collector, 1)[0];
     assert!(doc.fault && !doc.error);
     assert_eq!(doc.http.response, None);
-    assert_eq!(cause_messages(doc), vec!["database unreachable".to_string()]);
+    assert_eq!(
+        cause_messages(doc),
+        vec!["database unreachable".to_string()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +95,10 @@ async fn client_layer_records_a_remote_subsegment_and_continues_the_trace_downst
     // Downstream service, traced too.
     let downstream = serve_axum(
         axum::Router::new()
-            .route("/items", axum::routing::get(|| async { (axum::http::StatusCode::NOT_FOUND, "none") }))
+            .route(
+                "/items",
+                axum::routing::get(|| async { (axum::http::StatusCode::NOT_FOUND, "none") }),
+            )
             .layer(XRayLayer::new("downstream").with_recorder(recorder.clone())),
     )
     .await;
@@ -103,7 +113,9 @@ async fn client_layer_records_a_remote_subsegment_and_continues_the_trace_downst
                 .body(Full::new(Bytes::new()))
                 .unwrap();
             let res = tower::ServiceExt::oneshot(&mut client, req).await?;
-            Ok(http::Response::new(Full::new(Bytes::from(res.status().as_str().to_string()))))
+            Ok(http::Response::new(Full::new(Bytes::from(
+                res.status().as_str().to_string(),
+            ))))
         },
     )
     .await;
@@ -117,7 +129,10 @@ async fn client_layer_records_a_remote_subsegment_and_continues_the_trace_downst
     assert_eq!(call.name, "127.0.0.1");
     assert_eq!(call.namespace.as_deref(), Some("remote"));
     let req = call.http.request.as_ref().unwrap();
-    assert_eq!(req.url.as_deref(), Some(format!("http://{downstream}/items?q=1").as_str()));
+    assert_eq!(
+        req.url.as_deref(),
+        Some(format!("http://{downstream}/items?q=1").as_str())
+    );
     assert!(req.traced);
     assert_eq!(status_of(call), Some(404));
     assert!(call.error && !front_doc.error);
@@ -142,7 +157,11 @@ async fn client_layer_records_connection_failures_as_remote_faults() {
     let req = http::Request::get(format!("http://{closed}/"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let result = xray_core::context::scope(segment.clone(), tower::ServiceExt::oneshot(&mut traced, req)).await;
+    let result = xray_core::context::scope(
+        segment.clone(),
+        tower::ServiceExt::oneshot(&mut traced, req),
+    )
+    .await;
     assert!(result.is_err());
     segment.end();
 
@@ -175,8 +194,13 @@ async fn client_layer_call_dropped_before_the_answer_is_a_fault() {
     let req = http::Request::get(format!("http://{slow}/"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let call = xray_core::context::scope(segment.clone(), tower::ServiceExt::oneshot(&mut traced, req));
-    assert!(tokio::time::timeout(Duration::from_millis(100), call).await.is_err());
+    let call = xray_core::context::scope(
+        segment.clone(),
+        tower::ServiceExt::oneshot(&mut traced, req),
+    );
+    assert!(tokio::time::timeout(Duration::from_millis(100), call)
+        .await
+        .is_err());
     segment.end();
 
     let doc = &segments(&collector, 1)[0];
@@ -184,4 +208,3 @@ async fn client_layer_call_dropped_before_the_answer_is_a_fault() {
     assert!(call.fault && call.end_time.is_some());
     assert!(cause_messages(call)[0].contains("dropped before its response arrived"));
 }
-

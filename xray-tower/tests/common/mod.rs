@@ -96,7 +96,9 @@ pub fn wait_for(collector: &Collector, n: usize) -> Vec<Document> {
 
 /// The segment (not independent subsegment) documents received, waiting for `n`.
 pub fn segments(collector: &Collector, n: usize) -> Vec<Document> {
-    let docs = wait_until(collector, |d| d.iter().filter(|d| d.kind.is_none()).count() >= n);
+    let docs = wait_until(collector, |d| {
+        d.iter().filter(|d| d.kind.is_none()).count() >= n
+    });
     let segs: Vec<Document> = docs.into_iter().filter(|d| d.kind.is_none()).collect();
     assert!(segs.len() >= n, "expected {n} segments, got {segs:#?}");
     segs
