@@ -31,11 +31,10 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use xray_core::emitter::DATAGRAM_HEADER;
-use xray_core::sampling::AlwaysSample;
+use xray_core::sampling::{AlwaysSample, LocalRules};
 use xray_core::{Document, Recorder, TraceId};
 
 use crate::forward::Forwarder;
-use crate::rules_file::LocalRules;
 use crate::sampling_api::SamplingApi;
 use crate::trace::Trace;
 use crate::validate::{validate_datagram, Violation};

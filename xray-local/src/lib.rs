@@ -22,8 +22,8 @@
 //! ```
 //!
 //! Modules: [`collector`] (UDP and storage), [`trace`] (assembly), [`validate`] (the rules),
-//! [`render`] (tree and timeline text), [`sampling_api`] and [`rules_file`] (the daemon's
-//! sampling API served from a local rules file), [`forward`] (relay to a real daemon).
+//! [`render`] (tree and timeline text), [`sampling_api`] (the daemon's sampling API served
+//! from a local rules file), [`forward`] (relay to a real daemon).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms, missing_debug_implementations, unreachable_pub)]
@@ -31,7 +31,6 @@
 pub mod collector;
 pub mod forward;
 pub mod render;
-pub mod rules_file;
 pub mod sampling_api;
 pub mod trace;
 pub mod validate;

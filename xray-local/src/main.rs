@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use xray_core::sampling::LocalRules;
 use xray_local::render::{render_trace, render_violation, RenderOptions};
-use xray_local::rules_file::LocalRules;
 use xray_local::Collector;
 
 /// Receives X-Ray segment documents over UDP, like the X-Ray daemon, and prints every trace

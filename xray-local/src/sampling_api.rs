@@ -10,10 +10,10 @@
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! use xray_local::rules_file::LocalRules;
+//! use xray_core::sampling::LocalRules;
 //! use xray_local::sampling_api::SamplingApi;
 //!
-//! let rules = LocalRules::parse(r#"{"version":2,"rules":[],"default":{"fixed_target":1,"rate":0.05}}"#).unwrap();
+//! let rules = LocalRules::from_json(r#"{"version":2,"rules":[],"default":{"fixed_target":1,"rate":0.05}}"#).unwrap();
 //! let api = SamplingApi::serve("127.0.0.1:0".parse().unwrap(), rules).unwrap();
 //!
 //! let mut tcp = std::net::TcpStream::connect(api.addr()).unwrap();
@@ -33,7 +33,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use xray_core::time::Timestamp;
 
-use crate::rules_file::LocalRules;
+use xray_core::sampling::LocalRules;
 
 /// Largest request head and body accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -45,7 +45,7 @@ const INTERVAL_SECS: u64 = 10;
 
 struct Inner {
     rules: Vec<Value>,
-    targets: Vec<(String, f64, u64)>,
+    targets: Vec<(String, f64, u32)>,
     modified_at: u64,
     page_size: usize,
     quota_ttl: Duration,
@@ -82,7 +82,6 @@ pub fn sampling_rules(rules: &LocalRules) -> Vec<Value> {
                 i as u64 + 1,
                 r.fixed_target,
                 r.rate,
-                &r.service_name,
                 &r.host,
                 &r.http_method,
                 &r.url_path,
@@ -97,18 +96,15 @@ pub fn sampling_rules(rules: &LocalRules) -> Vec<Value> {
         "*",
         "*",
         "*",
-        "*",
     ));
     out
 }
 
-#[allow(clippy::too_many_arguments)]
 fn rule_json(
     name: &str,
     priority: u64,
-    fixed_target: u64,
+    fixed_target: u32,
     rate: f64,
-    service: &str,
     host: &str,
     method: &str,
     path: &str,
@@ -120,7 +116,7 @@ fn rule_json(
         "Priority": priority,
         "FixedRate": rate,
         "ReservoirSize": fixed_target,
-        "ServiceName": service,
+        "ServiceName": "*",
         "ServiceType": "*",
         "Host": host,
         "HTTPMethod": method,
