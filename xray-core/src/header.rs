@@ -99,22 +99,18 @@ impl TraceHeader {
 
     /// Parses raw header bytes. Never panics, whatever the input.
     pub fn from_bytes(raw: &[u8]) -> Result<Self, HeaderError> {
-        let (raw, cut) = if raw.len() > MAX_HEADER_LEN {
-            (&raw[..MAX_HEADER_LEN], true)
-        } else {
-            (raw, false)
-        };
-        let mut pieces: Vec<&[u8]> = Vec::new();
-        let mut h = TraceHeader::default();
-        let mut iter = raw.split(|&b| b == b';').peekable();
-        while let Some(piece) = iter.next() {
-            // The last piece of a truncated header may be cut in half: drop it.
-            if cut && iter.peek().is_none() {
-                break;
+        let raw = if raw.len() > MAX_HEADER_LEN {
+            // The piece cut in half at the limit is dropped, not misread.
+            let head = &raw[..MAX_HEADER_LEN];
+            match head.iter().rposition(|&b| b == b';') {
+                Some(i) => &head[..i],
+                None => head,
             }
-            pieces.push(piece);
-        }
-        for piece in pieces {
+        } else {
+            raw
+        };
+        let mut h = TraceHeader::default();
+        for piece in raw.split(|&b| b == b';') {
             let Some(eq) = piece.iter().position(|&b| b == b'=') else {
                 continue; // a piece without `=` carries nothing we can forward faithfully
             };
@@ -204,26 +200,49 @@ impl FromStr for TraceHeader {
     }
 }
 
-impl fmt::Display for TraceHeader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sep = "";
+impl TraceHeader {
+    /// Appends the header's text to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        let mut first = true;
+        let mut sep = |out: &mut String| {
+            if !std::mem::take(&mut first) {
+                out.push(';');
+            }
+        };
         if let Some(root) = &self.root {
-            write!(f, "Root={root}")?;
-            sep = ";";
+            sep(out);
+            out.push_str("Root=");
+            push_ascii(out, &root.to_bytes());
         }
         if let Some(parent) = &self.parent {
-            write!(f, "{sep}Parent={parent}")?;
-            sep = ";";
+            sep(out);
+            out.push_str("Parent=");
+            push_ascii(out, &parent.to_bytes());
         }
         if let Some(s) = &self.sampled {
-            write!(f, "{sep}Sampled={}", s.as_str())?;
-            sep = ";";
+            sep(out);
+            out.push_str("Sampled=");
+            out.push_str(s.as_str());
         }
         for (k, v) in &self.extra {
-            write!(f, "{sep}{k}={v}")?;
-            sep = ";";
+            sep(out);
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
         }
-        Ok(())
+    }
+}
+
+fn push_ascii(out: &mut String, bytes: &[u8]) {
+    // Ids are written as ASCII hex digits and dashes only.
+    out.extend(bytes.iter().map(|&b| b as char));
+}
+
+impl fmt::Display for TraceHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::with_capacity(96);
+        self.write_to(&mut s);
+        f.write_str(&s)
     }
 }
 

@@ -55,6 +55,7 @@ pub mod naming;
 mod recorder;
 pub mod sampling;
 pub mod time;
+pub mod w3c;
 
 pub use annotation::AnnotationValue;
 pub use capture::{capture, capture_async, try_capture, try_capture_async};
