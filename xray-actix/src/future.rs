@@ -75,7 +75,9 @@ where
             }
         };
         let Some(segment) = this.segment.take() else {
-            return Poll::Ready(result.map(|res| res.map_body(|_, body| ResponseBody::new(body, None))));
+            return Poll::Ready(
+                result.map(|res| res.map_body(|_, body| ResponseBody::new(body, None))),
+            );
         };
         match result {
             Ok(mut res) => {
@@ -97,11 +99,13 @@ where
                             value,
                         );
                     }
-                    Err(e) => tracing::warn!(error = %e, "trace header is not a valid header value; not returned"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "trace header is not a valid header value; not returned")
+                    }
                 }
-                Poll::Ready(Ok(res.map_body(move |_, body| {
-                    ResponseBody::new(body, Some(segment))
-                })))
+                Poll::Ready(Ok(
+                    res.map_body(move |_, body| ResponseBody::new(body, Some(segment)))
+                ))
             }
             Err(err) => {
                 // An error escaping the wrapped service: actix turns it into a response later,

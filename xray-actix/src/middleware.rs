@@ -159,21 +159,21 @@ fn incoming(req: &ServiceRequest) -> IncomingRequest<'_> {
     let headers = req.headers();
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let uri = req.uri();
-    let mut r = IncomingRequest::default();
-    r.method = req.method().as_str();
-    r.scheme = if req.app_config().secure() {
-        Some("https")
-    } else {
-        uri.scheme_str()
-    };
-    r.host = text("host").or_else(|| uri.authority().map(|a| a.as_str()));
-    r.path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    r.user_agent = text("user-agent");
-    r.x_forwarded_for = text("x-forwarded-for");
-    r.x_forwarded_proto = text("x-forwarded-proto");
-    r.peer_ip = req.peer_addr().map(|a| a.ip());
-    r.trace_header = headers
-        .get(xray_core::header::HEADER_NAME)
-        .map(|v| v.as_bytes());
-    r
+    IncomingRequest {
+        method: req.method().as_str(),
+        scheme: if req.app_config().secure() {
+            Some("https")
+        } else {
+            uri.scheme_str()
+        },
+        host: text("host").or_else(|| uri.authority().map(|a| a.as_str())),
+        path_and_query: uri.path_and_query().map_or("/", |p| p.as_str()),
+        user_agent: text("user-agent"),
+        x_forwarded_for: text("x-forwarded-for"),
+        x_forwarded_proto: text("x-forwarded-proto"),
+        peer_ip: req.peer_addr().map(|a| a.ip()),
+        trace_header: headers
+            .get(xray_core::header::HEADER_NAME)
+            .map(|v| v.as_bytes()),
+    }
 }

@@ -14,17 +14,20 @@ use xray_core::document::Cause;
 use xray_core::{EntityId, FutureExt, Recorder, TraceId};
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ok", web::get().to(|| async { HttpResponse::Ok().body("hello") }))
-        .route("/status/{code}", web::get().to(status))
-        .route("/bad", web::get().to(bad))
-        .route("/broken", web::get().to(broken))
-        .route("/custom", web::get().to(custom))
-        .route("/panic", web::get().to(panics))
-        .route("/stream/{n}", web::get().to(streamed))
-        .route("/forever", web::get().to(forever))
-        .route("/work/{n}", web::get().to(work))
-        .route("/spawned", web::get().to(spawned))
-        .route("/extract", web::get().to(extract));
+    cfg.route(
+        "/ok",
+        web::get().to(|| async { HttpResponse::Ok().body("hello") }),
+    )
+    .route("/status/{code}", web::get().to(status))
+    .route("/bad", web::get().to(bad))
+    .route("/broken", web::get().to(broken))
+    .route("/custom", web::get().to(custom))
+    .route("/panic", web::get().to(panics))
+    .route("/stream/{n}", web::get().to(streamed))
+    .route("/forever", web::get().to(forever))
+    .route("/work/{n}", web::get().to(work))
+    .route("/spawned", web::get().to(spawned))
+    .route("/extract", web::get().to(extract));
 }
 
 async fn status(code: web::Path<u16>) -> HttpResponse {
@@ -74,7 +77,10 @@ async fn streamed(n: web::Path<u32>) -> HttpResponse {
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         xray_core::capture("chunk", || ());
-        Some((Ok::<_, actix_web::Error>(web::Bytes::from_static(b"0123456789")), i + 1))
+        Some((
+            Ok::<_, actix_web::Error>(web::Bytes::from_static(b"0123456789")),
+            i + 1,
+        ))
     });
     HttpResponse::Ok().streaming(body)
 }
@@ -82,7 +88,10 @@ async fn streamed(n: web::Path<u32>) -> HttpResponse {
 async fn forever() -> HttpResponse {
     let body = stream::unfold((), |()| async {
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-        Some((Ok::<_, actix_web::Error>(web::Bytes::from(vec![b'x'; 1024])), ()))
+        Some((
+            Ok::<_, actix_web::Error>(web::Bytes::from(vec![b'x'; 1024])),
+            (),
+        ))
     });
     HttpResponse::Ok().streaming(body)
 }
@@ -149,8 +158,15 @@ async fn incoming_header_continues_the_trace() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let returned = res.headers()["x-amzn-trace-id"].to_str().unwrap().to_string();
-    assert_eq!(returned, format!("Root={root}"), "Sampled is only echoed when asked");
+    let returned = res.headers()["x-amzn-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        returned,
+        format!("Root={root}"),
+        "Sampled is only echoed when asked"
+    );
     let doc = segment_of(&c, &root.to_string());
     assert_eq!(doc.parent_id, Some(parent));
     assert_eq!(doc.name, "shop");
@@ -179,7 +195,10 @@ async fn malformed_trace_header_starts_a_new_trace() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let root = response_root(&res);
-    assert!(root.starts_with("1-") && root.len() == 35, "fresh trace id: {root}");
+    assert!(
+        root.starts_with("1-") && root.len() == 35,
+        "fresh trace id: {root}"
+    );
     let doc = segment_of(&c, &root);
     assert_eq!(doc.parent_id, None);
 }
@@ -263,7 +282,11 @@ async fn http_request_records_method_url_user_agent_and_peer_address() {
     let doc = segment_of(&c, &response_root(&res));
     let req = doc.http.request.expect("http.request");
     assert_eq!(req.method.as_deref(), Some("GET"));
-    assert_eq!(req.url, Some(format!("http://{}/ok", s.addr)), "no query string by default");
+    assert_eq!(
+        req.url,
+        Some(format!("http://{}/ok", s.addr)),
+        "no query string by default"
+    );
     assert_eq!(req.user_agent.as_deref(), Some("probe/1.0"));
     assert_eq!(req.client_ip.as_deref(), Some("127.0.0.1"));
     assert!(!req.x_forwarded_for);
@@ -272,7 +295,10 @@ async fn http_request_records_method_url_user_agent_and_peer_address() {
 #[tokio::test]
 async fn query_string_is_recorded_when_asked() {
     let (c, r) = collector();
-    let s = TestServer::start(XRay::new("shop").with_recorder(r).record_query(true), routes);
+    let s = TestServer::start(
+        XRay::new("shop").with_recorder(r).record_query(true),
+        routes,
+    );
     let res = client().get(s.url("/ok?page=2")).send().await.unwrap();
     let doc = segment_of(&c, &response_root(&res));
     let url = doc.http.request.unwrap().url.unwrap();
@@ -318,7 +344,10 @@ async fn dynamic_naming_uses_the_host_without_port_when_it_matches() {
         .send()
         .await
         .unwrap();
-    assert_eq!(segment_of(&c, &response_root(&matching)).name, "API.example.com");
+    assert_eq!(
+        segment_of(&c, &response_root(&matching)).name,
+        "API.example.com"
+    );
     assert_eq!(segment_of(&c, &response_root(&other)).name, "fallback");
 }
 
@@ -376,7 +405,11 @@ async fn client_error_from_handler_sets_error_with_a_cause() {
     let ex = exceptions(&doc);
     assert_eq!(ex.len(), 1);
     assert_eq!(ex[0].message.as_deref(), Some("nope"));
-    assert_eq!(ex[0].kind.as_deref(), Some("Bad Request"), "no type name in the error's Debug");
+    assert_eq!(
+        ex[0].kind.as_deref(),
+        Some("Bad Request"),
+        "no type name in the error's Debug"
+    );
 }
 
 #[tokio::test]
@@ -414,7 +447,10 @@ async fn handler_panic_records_fault_once_and_server_keeps_serving() {
         .header("x-amzn-trace-id", h)
         .send()
         .await;
-    assert!(res.is_err(), "actix drops the connection of a panicking handler: {res:?}");
+    assert!(
+        res.is_err(),
+        "actix drops the connection of a panicking handler: {res:?}"
+    );
 
     let after = client().get(s.url("/ok")).send().await.unwrap();
     assert_eq!(after.status(), 200, "the worker keeps serving");
@@ -440,10 +476,17 @@ async fn streamed_body_ends_the_segment_after_the_last_chunk() {
     assert_eq!(body.len(), 40);
     let doc = segment_of(&c, &root);
     let duration = doc.end_time.unwrap().as_secs_f64() - doc.start_time.as_secs_f64();
-    assert!(duration >= 0.19, "the segment covers the whole stream: {duration}");
+    assert!(
+        duration >= 0.19,
+        "the segment covers the whole stream: {duration}"
+    );
     let response = doc.http.response.unwrap();
     assert_eq!(response.status, Some(200));
-    assert_eq!(response.content_length, Some(40), "bytes counted while streaming");
+    assert_eq!(
+        response.content_length,
+        Some(40),
+        "bytes counted while streaming"
+    );
 }
 
 #[tokio::test]
@@ -479,7 +522,10 @@ async fn client_disconnecting_mid_body_ends_the_segment() {
     assert!(doc.end_time.is_some() && !doc.in_progress);
     let response = doc.http.response.unwrap();
     assert_eq!(response.status, Some(200));
-    assert!(response.content_length.unwrap() >= 1024, "bytes sent before the disconnect");
+    assert!(
+        response.content_length.unwrap() >= 1024,
+        "bytes sent before the disconnect"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,10 +546,19 @@ async fn concurrent_requests_keep_their_own_segments() {
         let (n, root) = t.await.unwrap();
         let doc = segment_of(&c, &root);
         assert_eq!(doc.annotations["before"], n);
-        assert_eq!(doc.annotations["after"], n, "still its own segment after awaiting");
+        assert_eq!(
+            doc.annotations["after"], n,
+            "still its own segment after awaiting"
+        );
         assert_eq!(doc.subsegments.len(), 1);
         assert_eq!(doc.subsegments[0].name, format!("step-{n}"));
-        assert!(doc.http.request.unwrap().url.unwrap().ends_with(&format!("/work/{n}")));
+        assert!(doc
+            .http
+            .request
+            .unwrap()
+            .url
+            .unwrap()
+            .ends_with(&format!("/work/{n}")));
     }
     assert_eq!(c.documents().len(), 24);
 }
@@ -520,7 +575,10 @@ async fn subsegments_from_handler_and_spawned_task_attach_to_the_segment() {
     assert_eq!(names, ["inline", "spawned"]);
     for sub in &doc.subsegments {
         assert!(sub.end_time.is_some());
-        assert!(sub.namespace.is_none(), "local subsegments carry no namespace");
+        assert!(
+            sub.namespace.is_none(),
+            "local subsegments carry no namespace"
+        );
     }
 }
 
@@ -557,19 +615,27 @@ async fn middleware_on_a_scope_traces_only_that_scope() {
     let (c, r) = collector();
     let xray = XRay::new("api").with_recorder(r);
     let s = TestServer::start_plain(move |cfg| {
-        cfg.service(
-            web::scope("/api")
-                .wrap(xray.clone())
-                .route("/items/{id}", web::get().to(|| async { HttpResponse::Ok().finish() })),
-        )
-        .route("/health", web::get().to(|| async { HttpResponse::Ok().finish() }));
+        cfg.service(web::scope("/api").wrap(xray.clone()).route(
+            "/items/{id}",
+            web::get().to(|| async { HttpResponse::Ok().finish() }),
+        ))
+        .route(
+            "/health",
+            web::get().to(|| async { HttpResponse::Ok().finish() }),
+        );
     });
     let health = client().get(s.url("/health")).send().await.unwrap();
     assert!(health.headers().get("x-amzn-trace-id").is_none());
     let item = client().get(s.url("/api/items/3")).send().await.unwrap();
     let doc = segment_of(&c, &response_root(&item));
     assert_eq!(doc.name, "api");
-    assert!(doc.http.request.unwrap().url.unwrap().ends_with("/api/items/3"));
+    assert!(doc
+        .http
+        .request
+        .unwrap()
+        .url
+        .unwrap()
+        .ends_with("/api/items/3"));
     assert_eq!(c.documents().len(), 1, "the unwrapped route sent nothing");
 }
 

@@ -27,7 +27,9 @@ impl TestServer {
     where
         C: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
-        Self::start_with(2, move || App::new().wrap(xray.clone()).configure(configure.clone()))
+        Self::start_with(2, move || {
+            App::new().wrap(xray.clone()).configure(configure.clone())
+        })
     }
 
     /// Serves `configure`'s routes with no middleware at the `App` level.
