@@ -1,0 +1,145 @@
+//! Local sampling and the incoming `Sampled` policies, checked through a recorder and the
+//! documents its emitter received.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use xray_core::emitter::MemoryEmitter;
+use xray_core::sampling::clock::ManualClock;
+use xray_core::sampling::{
+    sqs_message_sampled, LocalSampler, NeverSample, Sampler, SamplingRequest,
+};
+use xray_core::time::Timestamp;
+use xray_core::{IncomingSampled, Recorder, TraceHeader};
+
+const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+
+fn recorder(sampler: impl Sampler, policy: IncomingSampled) -> (Recorder, MemoryEmitter) {
+    let emitter = MemoryEmitter::new();
+    let r = Recorder::builder()
+        .service_name("svc")
+        .sampler(sampler)
+        .emitter(emitter.clone())
+        .incoming_sampled(policy)
+        .ignore_env()
+        .build()
+        .unwrap();
+    (r, emitter)
+}
+
+fn header(sampled: &str) -> TraceHeader {
+    format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled={sampled}")
+        .parse()
+        .unwrap()
+}
+
+/// Begins and ends `n` segments within one wall-clock second; retries when a second boundary
+/// falls inside the burst, so per-second counts are exact.
+fn sampled_in_one_second(r: &Recorder, h: &TraceHeader, n: usize) -> usize {
+    loop {
+        let before = Timestamp::now().as_secs();
+        let count = (0..n)
+            .filter(|_| {
+                let s = r.begin_segment("svc", Some(h));
+                let sampled = s.is_sampled();
+                s.end();
+                sampled
+            })
+            .count();
+        if Timestamp::now().as_secs() == before {
+            return count;
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+}
+
+#[test]
+fn incoming_sampled_one_is_trusted_by_default() {
+    let (r, e) = recorder(NeverSample, IncomingSampled::default());
+    assert_eq!(sampled_in_one_second(&r, &header("1"), 20), 20);
+    assert_eq!(e.documents().len(), 20);
+}
+
+#[test]
+fn incoming_sampled_one_is_capped_per_second_then_the_sampler_decides() {
+    let (r, e) = recorder(NeverSample, IncomingSampled::cap(3));
+    assert_eq!(sampled_in_one_second(&r, &header("1"), 20), 3);
+    assert!(e.documents().len() >= 3);
+    let (r, _) = recorder(xray_core::sampling::AlwaysSample, IncomingSampled::cap(0));
+    assert_eq!(
+        sampled_in_one_second(&r, &header("1"), 5),
+        5,
+        "beyond the cap the sampler decides, and this one samples"
+    );
+}
+
+#[test]
+fn incoming_sampled_one_is_ignored_when_configured() {
+    let (r, e) = recorder(NeverSample, IncomingSampled::Ignore);
+    assert_eq!(sampled_in_one_second(&r, &header("1"), 10), 0);
+    r.flush(Duration::from_secs(1));
+    assert!(e.documents().is_empty());
+}
+
+#[test]
+fn incoming_sampled_zero_is_followed_under_every_policy() {
+    for policy in [
+        IncomingSampled::Trust,
+        IncomingSampled::Ignore,
+        IncomingSampled::cap(5),
+    ] {
+        let (r, _) = recorder(xray_core::sampling::AlwaysSample, policy.clone());
+        assert_eq!(sampled_in_one_second(&r, &header("0"), 5), 0, "{policy:?}");
+    }
+}
+
+#[test]
+fn local_rules_file_decides_for_the_recorder_by_host_method_and_path() {
+    let path =
+        std::env::temp_dir().join(format!("xray-sampling-local-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"{
+            "version": 2,
+            "rules": [
+                {"description": "checkout", "host": "*.shop.example", "http_method": "POST",
+                 "url_path": "/checkout*", "fixed_target": 2, "rate": 0},
+                {"description": "health", "host": "*", "http_method": "*",
+                 "url_path": "/health", "fixed_target": 0, "rate": 0}
+            ],
+            "default": {"fixed_target": 0, "rate": 0}
+        }"#,
+    )
+    .unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let sampler = LocalSampler::from_file(&path)
+        .unwrap()
+        .with_clock(clock.clone());
+    let _ = std::fs::remove_file(&path);
+    let (r, e) = recorder(sampler, IncomingSampled::Trust);
+    let checkout = SamplingRequest::new("svc")
+        .host(Some("www.shop.example"))
+        .method(Some("POST"))
+        .url_path(Some("/checkout/pay"));
+    let sampled = (0..5)
+        .filter(|_| {
+            let s = r.begin_segment_with("svc", Some(&header("?")), &checkout);
+            let yes = s.is_sampled();
+            s.end();
+            yes
+        })
+        .count();
+    assert_eq!(sampled, 2, "fixed_target 2 of the first matching rule");
+    let health = SamplingRequest::new("svc").url_path(Some("/health"));
+    assert!(!r.begin_segment_with("svc", None, &health).is_sampled());
+    r.flush(Duration::from_secs(1));
+    assert_eq!(e.documents().len(), 2);
+}
+
+#[test]
+fn sqs_attribute_with_sampled_10_is_not_sampled() {
+    assert!(!sqs_message_sampled(Some(&format!(
+        "Root={ROOT};Sampled=10"
+    ))));
+    assert!(sqs_message_sampled(Some(&format!("Root={ROOT};Sampled=1"))));
+}
