@@ -515,3 +515,50 @@ async fn works_as_route_layer_and_around_the_whole_router() {
     expected.sort();
     assert_eq!(urls, expected, "{docs:#?}");
 }
+
+fn panicking_app(collector: &Collector, catch_inside: bool) -> Router {
+    let router = Router::new().route(
+        "/panic",
+        route_get(|| async {
+            if true {
+                panic!("boom under catch-panic");
+            }
+            "unreachable"
+        }),
+    );
+    if catch_inside {
+        router
+            .layer(tower_http::catch_panic::CatchPanicLayer::new())
+            .layer(layer(collector))
+    } else {
+        router
+            .layer(layer(collector))
+            .layer(tower_http::catch_panic::CatchPanicLayer::new())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_panic_inside_the_layer_is_recorded_as_a_500() {
+    let collector = Collector::start().unwrap();
+    let addr = serve_axum(panicking_app(&collector, true)).await;
+    assert_eq!(get(addr, "/panic", &[]).await.status, 500);
+    let doc = &segments(&collector, 1)[0];
+    assert_eq!(status_of(doc), Some(500));
+    assert!(doc.fault);
+    assert!(cause_messages(doc).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_panic_outside_the_layer_keeps_the_panic_message() {
+    let collector = Collector::start().unwrap();
+    let addr = serve_axum(panicking_app(&collector, false)).await;
+    let reply = get(addr, "/panic", &[]).await;
+    assert_eq!(reply.status, 500);
+    let doc = &segments(&collector, 1)[0];
+    assert_eq!(status_of(doc), None);
+    assert!(doc.fault);
+    assert_eq!(
+        cause_messages(doc),
+        vec!["panicked: boom under catch-panic".to_string()]
+    );
+}
