@@ -25,6 +25,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .route("/panic", web::get().to(panics))
     .route("/stream/{n}", web::get().to(streamed))
     .route("/forever", web::get().to(forever))
+    .route("/body-panic", web::get().to(body_panic))
     .route("/work/{n}", web::get().to(work))
     .route("/spawned", web::get().to(spawned))
     .route("/extract", web::get().to(extract));
@@ -91,6 +92,22 @@ async fn forever() -> HttpResponse {
         Some((
             Ok::<_, actix_web::Error>(web::Bytes::from(vec![b'x'; 1024])),
             (),
+        ))
+    });
+    HttpResponse::Ok().streaming(body)
+}
+
+/// One chunk, then the body stream panics.
+async fn body_panic() -> HttpResponse {
+    let body = stream::unfold(0u32, |i| async move {
+        if i == 1 {
+            // Let the head and the first chunk go out first.
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+            panic!("boom in body");
+        }
+        Some((
+            Ok::<_, actix_web::Error>(web::Bytes::from_static(b"first")),
+            i + 1,
         ))
     });
     HttpResponse::Ok().streaming(body)
@@ -464,6 +481,37 @@ async fn handler_panic_records_fault_once_and_server_keeps_serving() {
     assert_eq!(ex.len(), 1, "the panic is recorded once: {ex:?}");
     assert_eq!(ex[0].message.as_deref(), Some("boom in handler"));
     assert_eq!(ex[0].kind.as_deref(), Some("panic"));
+}
+
+#[tokio::test]
+async fn body_stream_panic_records_fault_once() {
+    let (c, r) = collector();
+    let s = server(r);
+    let (root, _, h) = header("1");
+    let res = client()
+        .get(s.url("/body-panic"))
+        .header("x-amzn-trace-id", h)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "the head was sent before the body panicked"
+    );
+    assert!(res.bytes().await.is_err(), "the body is cut short");
+    let doc = segment_of(&c, &root.to_string());
+    assert!(doc.fault && !doc.in_progress);
+    let ex = exceptions(&doc);
+    assert_eq!(ex.len(), 1, "the panic is recorded once: {ex:?}");
+    assert_eq!(ex[0].message.as_deref(), Some("boom in body"));
+    assert_eq!(
+        doc.http.response.unwrap().content_length,
+        Some(5),
+        "bytes sent before"
+    );
+    let after = client().get(s.url("/ok")).send().await.unwrap();
+    assert_eq!(after.status(), 200, "the worker keeps serving");
 }
 
 #[tokio::test]
