@@ -68,6 +68,8 @@ impl RenderOptions {
 const DUR_W: usize = 8;
 const MARK_W: usize = 3;
 const BAR_W: usize = 20;
+/// Columns always left for a name, however deep the tree.
+const MIN_NAME_W: usize = 12;
 /// Columns right of the name: space, duration, space, marks, space, `[`, bar, `]`.
 const RIGHT_W: usize = 1 + DUR_W + 1 + MARK_W + 1 + 1 + BAR_W + 1;
 
@@ -106,6 +108,16 @@ fn fit(s: &str, w: usize) -> String {
         out.push('…');
         out
     }
+}
+
+/// Keeps the last `w` columns of a tree prefix, marking the cut with `…`.
+fn squeeze(prefix: &str, w: usize) -> String {
+    let n = prefix.chars().count();
+    if n <= w {
+        return prefix.to_string();
+    }
+    let tail: String = prefix.chars().skip(n - w + 1).collect();
+    format!("…{tail}")
 }
 
 /// Cuts `s` to `w` columns without padding.
@@ -251,19 +263,21 @@ pub fn render_trace(trace: &Trace, opts: &RenderOptions) -> String {
 
     let segments = trace.segments().len();
     let subsegments = trace.len() - segments;
-    let mut header = format!(
-        "trace {} · {} · {}, {}",
+    let header = format!(
+        "trace {} · {}{} · {}, {}",
         trace
             .trace_id()
             .map(|t| t.to_string())
             .unwrap_or_else(|| "(no trace id)".into()),
+        if trace.is_complete() {
+            ""
+        } else {
+            "incomplete · "
+        },
         format_duration(trace.duration()),
         plural(segments, "segment"),
         plural(subsegments, "subsegment"),
     );
-    if !trace.is_complete() {
-        header.push_str(" · incomplete");
-    }
     let _ = writeln!(
         out,
         "{}",
@@ -297,8 +311,8 @@ fn render_node(
     };
     let left_w = width - RIGHT_W;
 
-    // The entity line.
-    let prefix = format!("{guides}{branch}");
+    // The entity line. Very deep trees keep only the innermost guides.
+    let prefix = squeeze(&format!("{guides}{branch}"), left_w - MIN_NAME_W);
     let name_w = left_w.saturating_sub(prefix.chars().count());
     let name = fit(e.name(), name_w);
     let name = if e.is_segment() {
@@ -356,6 +370,7 @@ fn render_node(
     } else {
         format!("{child_guides}│  ")
     };
+    let detail_guide = squeeze(&detail_guide, left_w - MIN_NAME_W);
     let detail_w = width.saturating_sub(detail_guide.chars().count());
     let details: [(Option<String>, &str); 4] = [
         (activity(e), ""),

@@ -118,7 +118,8 @@ pub fn validate_document(doc: &Value) -> Vec<Violation> {
                 "type",
                 format!("must be \"subsegment\" or absent, found {other}"),
             );
-            c.entity(obj, "", Kind::Independent)
+            // Checked as a segment, so the one mistake is reported once.
+            c.entity(obj, "", Kind::Segment)
         }
     }
     c.out
