@@ -636,11 +636,8 @@ impl State {
             }
             return;
         }
-        let orphan = self.nodes[idx as usize].parent == NO_PARENT;
-        if !orphan && !self.root_emitted && self.held <= threshold {
-            return;
-        }
-        // Send the largest completed subtree containing `idx` that hangs below the segment.
+        // Only a completed subtree can leave the tree: find the largest one containing `idx`
+        // that hangs below the segment.
         if self.nodes[idx as usize].open != 0 {
             return;
         }
@@ -651,6 +648,15 @@ impl State {
                 break;
             }
             cand = p;
+        }
+        // Send it now if nothing will carry it later: its parent was already sent (or is the
+        // facade), or the segment holds too many subsegments. Otherwise it travels embedded
+        // in its parent.
+        let parent = self.nodes[cand as usize].parent;
+        let ready =
+            parent == NO_PARENT || (parent == ROOT && self.root_emitted) || self.held > threshold;
+        if !ready {
+            return;
         }
         out.push(self.detach_independent(cand));
     }

@@ -274,7 +274,8 @@ pub struct OutboundCall {
 
 /// Begins a `remote` subsegment for an outbound HTTP call under the current entity (or
 /// `parent` when given). Returns `None` when there is neither: the call then goes out
-/// untouched, and the recorder's context-missing strategy decides what is logged.
+/// untouched, and the recorder's context-missing strategy decides what is logged (it never
+/// panics here, even under `RUNTIME_ERROR`: tracing must not fail the call).
 pub fn begin_outbound(
     parent: Option<Entity>,
     method: &str,
@@ -284,7 +285,7 @@ pub fn begin_outbound(
     let parent = match parent.or_else(context::current) {
         Some(p) => p,
         None => {
-            crate::context_missing("outbound HTTP call");
+            crate::context_missing_logged("outbound HTTP call");
             return None;
         }
     };
@@ -331,6 +332,20 @@ pub fn fail_outbound(
 ) {
     call.subsegment.add_error_dyn(error, type_name, true);
     call.subsegment.end();
+}
+
+/// Like [`fail_outbound`] with exceptions the adapter built itself (for example with URLs
+/// scrubbed from the messages).
+pub fn fail_outbound_with(call: &OutboundCall, exceptions: Vec<crate::document::Exception>) {
+    call.subsegment.add_exceptions(exceptions, true);
+    call.subsegment.end();
+}
+
+/// Like [`fail_outbound`] for errors that are only `Display` (boxed `Send + Sync` errors,
+/// client library errors): one remote exception with `message` and `type_name`.
+pub fn fail_outbound_message(call: &OutboundCall, message: &str, type_name: &str) {
+    let exception = crate::document::Exception::new(message, type_name).remote(true);
+    fail_outbound_with(call, vec![exception]);
 }
 
 #[cfg(test)]

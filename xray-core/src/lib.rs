@@ -93,6 +93,17 @@ pub(crate) fn context_missing(operation: &str) {
     }
 }
 
+/// Like `context_missing`, for instrumentation that must never fail the work it observes
+/// (outbound calls): `RUNTIME_ERROR` logs an error instead of panicking.
+pub(crate) fn context_missing_logged(operation: &str) {
+    match Recorder::global().context_missing() {
+        ContextMissing::LogError | ContextMissing::RuntimeError => {
+            tracing::error!(operation, "{ContextMissingError}");
+        }
+        ContextMissing::IgnoreError => {}
+    }
+}
+
 fn with_current(operation: &str, f: impl FnOnce(&Entity)) {
     match current() {
         Some(e) => f(&e),
