@@ -37,7 +37,6 @@ impl XRayCall {
             request_recorded: false,
         }
     }
-
 }
 
 impl Storable for XRayCall {

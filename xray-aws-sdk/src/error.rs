@@ -153,7 +153,8 @@ fn code_from_display(display: &str) -> Option<String> {
 fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
 #[cfg(test)]

@@ -35,11 +35,11 @@ use crate::params;
 /// - an `X-Amzn-Trace-Id` header on every attempt, with the subsegment as `Parent`, so that
 ///   AWS services that continue traces (Lambda, SQS, SNS, API Gateway, ...) link to it.
 ///
-/// The call's result, errors included, reaches the caller unchanged. Without a current entity
-/// and without an explicit parent, the call goes out untouched; the global recorder's
-/// context-missing strategy decides whether that is logged (`LOG_ERROR`, the default) or not
-/// (`IGNORE_ERROR`). Under `RUNTIME_ERROR` the call fails before anything is sent, with an
-/// [`xray_core::ContextMissingError`] as the error's source.
+/// The call's result, errors included, reaches the caller unchanged: the interceptor never
+/// fails a call. Without a current entity and without an explicit parent, the call goes out
+/// untouched (no header, nothing recorded); the global recorder's context-missing strategy
+/// decides whether that is logged (`LOG_ERROR`, the default, and `RUNTIME_ERROR`, which does
+/// not panic here) or not (`IGNORE_ERROR`).
 ///
 /// [`with_parent`]: XRayInterceptor::with_parent
 #[derive(Clone, Debug, Default)]
@@ -81,7 +81,8 @@ impl Intercept for XRayInterceptor {
             return Ok(());
         }
         let Some(parent) = self.parent.clone().or_else(xray_core::current) else {
-            return context_missing();
+            context_missing();
+            return Ok(());
         };
         cfg.interceptor_state().store_put(XRayCall::new(parent));
         Ok(())
@@ -245,17 +246,17 @@ fn record_outcome(
     }
 }
 
-/// No parent: the global recorder's strategy decides.
-fn context_missing() -> Result<(), BoxError> {
+/// No parent: the call goes out untouched and the global recorder's strategy decides what is
+/// logged. Tracing never fails an AWS call, so `RUNTIME_ERROR` logs like `LOG_ERROR` here
+/// (as in the other client adapters) instead of panicking.
+fn context_missing() {
     match Recorder::global().context_missing() {
-        ContextMissing::LogError => {
+        ContextMissing::LogError | ContextMissing::RuntimeError => {
             tracing::error!(
                 "AWS SDK call not recorded: {}",
                 xray_core::ContextMissingError
             );
-            Ok(())
         }
-        ContextMissing::IgnoreError => Ok(()),
-        ContextMissing::RuntimeError => Err(Box::new(xray_core::ContextMissingError)),
+        ContextMissing::IgnoreError => {}
     }
 }

@@ -187,7 +187,12 @@ const STREAM_ARN: Field = member("StreamARN", "stream_arn");
 pub(crate) static OPERATIONS: &[Operation] = &[
     // DynamoDB
     op("DynamoDB", "BatchGetItem", &[TABLES], &[CONSUMED]),
-    op("DynamoDB", "BatchWriteItem", &[TABLES], &[CONSUMED, ITEM_METRICS]),
+    op(
+        "DynamoDB",
+        "BatchWriteItem",
+        &[TABLES],
+        &[CONSUMED, ITEM_METRICS],
+    ),
     op(
         "DynamoDB",
         "CreateTable",
@@ -199,7 +204,12 @@ pub(crate) static OPERATIONS: &[Operation] = &[
         ],
         &[],
     ),
-    op("DynamoDB", "DeleteItem", &[TABLE], &[CONSUMED, ITEM_METRICS]),
+    op(
+        "DynamoDB",
+        "DeleteItem",
+        &[TABLE],
+        &[CONSUMED, ITEM_METRICS],
+    ),
     op("DynamoDB", "DeleteTable", &[TABLE], &[]),
     op("DynamoDB", "DescribeTable", &[TABLE], &[]),
     op(
@@ -253,7 +263,12 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             member("ScannedCount", "scanned_count"),
         ],
     ),
-    op("DynamoDB", "UpdateItem", &[TABLE], &[CONSUMED, ITEM_METRICS]),
+    op(
+        "DynamoDB",
+        "UpdateItem",
+        &[TABLE],
+        &[CONSUMED, ITEM_METRICS],
+    ),
     op(
         "DynamoDB",
         "UpdateTable",
@@ -333,7 +348,10 @@ pub(crate) static OPERATIONS: &[Operation] = &[
         &[
             QUEUE_URL,
             member("AttributeNames", "attribute_names"),
-            member("MessageSystemAttributeNames", "message_system_attribute_names"),
+            member(
+                "MessageSystemAttributeNames",
+                "message_system_attribute_names",
+            ),
             member("MaxNumberOfMessages", "max_number_of_messages"),
             member("MessageAttributeNames", "message_attribute_names"),
             member("VisibilityTimeout", "visibility_timeout"),
@@ -394,7 +412,12 @@ pub(crate) static OPERATIONS: &[Operation] = &[
         &[BUCKET, query("prefix", "prefix")],
         &[],
     ),
-    op("S3", "ListObjects", &[BUCKET, query("prefix", "prefix")], &[]),
+    op(
+        "S3",
+        "ListObjects",
+        &[BUCKET, query("prefix", "prefix")],
+        &[],
+    ),
     op(
         "S3",
         "ListObjectVersions",
