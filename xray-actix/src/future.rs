@@ -12,7 +12,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::Error;
 use xray_core::context::{FutureExt, Instrumented};
-use xray_core::document::Exception;
+use xray_core::document::{type_name_from_debug, Exception};
 use xray_core::{Entity, EntityGuard};
 
 use crate::body::ResponseBody;
@@ -127,20 +127,12 @@ fn record_error(segment: &Entity, err: &Error, status: StatusCode) {
     if !segment.is_sampled() {
         return;
     }
-    let debug = format!("{:?}", err.as_response_error());
-    let name: String = debug
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-        .take(100)
-        .collect();
-    let kind = if name.starts_with(|c: char| c.is_alphabetic()) {
-        name
-    } else {
+    let kind = type_name_from_debug(err.as_response_error()).unwrap_or_else(|| {
         status
             .canonical_reason()
             .unwrap_or("actix_web::Error")
             .to_string()
-    };
+    });
     segment.add_exceptions(
         vec![Exception::new(err.to_string(), kind)],
         status.is_server_error(),
@@ -149,10 +141,5 @@ fn record_error(segment: &Entity, err: &Error, status: StatusCode) {
 
 /// Records a panic as a fault with the panic's message; ending follows when the guard drops.
 pub(crate) fn record_panic(segment: &Entity, payload: &(dyn Any + Send)) {
-    let message = payload
-        .downcast_ref::<&'static str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("the handler panicked");
-    segment.add_exceptions(vec![Exception::new(message, "panic")], true);
+    segment.add_panic(payload);
 }

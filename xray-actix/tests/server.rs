@@ -479,7 +479,7 @@ async fn handler_panic_records_fault_once_and_server_keeps_serving() {
     assert!(doc.end_time.is_some() && !doc.in_progress);
     let ex = exceptions(&doc);
     assert_eq!(ex.len(), 1, "the panic is recorded once: {ex:?}");
-    assert_eq!(ex[0].message.as_deref(), Some("boom in handler"));
+    assert_eq!(ex[0].message.as_deref(), Some("panicked: boom in handler"));
     assert_eq!(ex[0].kind.as_deref(), Some("panic"));
 }
 
@@ -504,7 +504,7 @@ async fn body_stream_panic_records_fault_once() {
     assert!(doc.fault && !doc.in_progress);
     let ex = exceptions(&doc);
     assert_eq!(ex.len(), 1, "the panic is recorded once: {ex:?}");
-    assert_eq!(ex[0].message.as_deref(), Some("boom in body"));
+    assert_eq!(ex[0].message.as_deref(), Some("panicked: boom in body"));
     assert_eq!(
         doc.http.response.unwrap().content_length,
         Some(5),

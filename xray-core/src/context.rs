@@ -1,12 +1,14 @@
 //! The current entity, carried across `.await` points.
 //!
 //! Adapters run each request's future inside [`scope`], so code anywhere below it finds the
-//! segment with [`current`] without passing it around. The value lives in a
-//! `tokio::task_local!`, which works on multi-threaded tokio, on actix's single-threaded
-//! runtime and under any executor: it is swapped in around every poll of the scoped future.
+//! segment with [`current`] without passing it around. The scoped future puts its entity on a
+//! per-thread stack for the duration of each poll and takes it off afterwards (the way
+//! `tokio::task_local!` and `tracing::Instrument` work), so it works on multi-threaded tokio,
+//! on actix's single-threaded runtime and under any executor. A `tracing` bridge can also make
+//! a span's subsegment current between its enter and exit ([`enter`]).
 //!
-//! Like every task-local, it does not flow into `tokio::spawn` by itself: wrap spawned futures
-//! with [`FutureExt::in_current_segment`].
+//! It does not flow into `tokio::spawn` by itself: wrap spawned futures with
+//! [`FutureExt::in_current_segment`].
 //!
 //! ```
 //! use xray_core::{context, FutureExt, Recorder};
@@ -24,42 +26,103 @@
 //! # }
 //! ```
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::task::futures::TaskLocalFuture;
-
 use crate::entity::Entity;
 
-tokio::task_local! {
-    static CURRENT: Entity;
+thread_local! {
+    /// The entities made current on this thread, innermost last. Scopes push on entry and
+    /// remove their own entry on exit, so the stack only holds entities for the code that is
+    /// running right now on this thread.
+    static STACK: RefCell<Vec<Entity>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The entity the running code belongs to, if any.
 pub fn current() -> Option<Entity> {
-    CURRENT.try_with(Entity::clone).ok()
+    STACK
+        .try_with(|s| s.borrow().last().cloned())
+        .ok()
+        .flatten()
 }
 
 /// True when some entity is current.
 pub fn has_current() -> bool {
-    CURRENT.try_with(|_| ()).is_ok()
+    STACK.try_with(|s| !s.borrow().is_empty()).unwrap_or(false)
 }
 
-/// Runs `fut` with `entity` as the current entity.
-pub fn scope<F: Future>(entity: Entity, fut: F) -> TaskLocalFuture<Entity, F> {
-    CURRENT.scope(entity, fut)
+fn push(entity: Entity) {
+    let _ = STACK.try_with(|s| s.borrow_mut().push(entity));
+}
+
+/// Removes the innermost stack entry for `entity` and returns it. Entries are almost always
+/// removed from the top; searching keeps the stack right even when scopes end out of order
+/// (a `tracing` span exited after a nested scope, say).
+fn remove(entity: &Entity) -> Option<Entity> {
+    STACK
+        .try_with(|s| {
+            let mut s = s.borrow_mut();
+            let pos = s.iter().rposition(|e| e.same_as(entity))?;
+            Some(s.remove(pos))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Makes `entity` current until the returned guard drops. The guard stays on this thread.
+///
+/// This is for instrumentation that sees enter and exit as separate calls (a `tracing` layer);
+/// code that wraps a closure or a future should use [`sync_scope`] or [`scope`].
+pub fn enter(entity: Entity) -> EnterGuard {
+    push(entity.clone());
+    EnterGuard {
+        entity,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// Makes `entity` current without a guard; pair it with [`exit`]. For instrumentation bridges
+/// whose enter and exit callbacks cannot share a guard.
+pub fn enter_unguarded(entity: Entity) {
+    push(entity);
+}
+
+/// Ends what [`enter_unguarded`] began for `entity` on this thread.
+pub fn exit(entity: &Entity) {
+    remove(entity);
+}
+
+/// Keeps an entity current; see [`enter`].
+#[must_use = "the entity stops being current when the guard drops"]
+#[derive(Debug)]
+pub struct EnterGuard {
+    entity: Entity,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        remove(&self.entity);
+    }
+}
+
+/// Runs `fut` with `entity` as the current entity whenever it is polled.
+pub fn scope<F: Future>(entity: Entity, fut: F) -> Instrumented<F> {
+    Instrumented::new(fut, Some(entity))
 }
 
 /// Runs `f` with `entity` as the current entity.
 pub fn sync_scope<R>(entity: Entity, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(entity, f)
+    let _guard = enter(entity);
+    f()
 }
 
 /// Runs `f` with `entity` as the current entity when there is one, else just runs `f`.
 pub fn maybe_sync_scope<R>(entity: Option<Entity>, f: impl FnOnce() -> R) -> R {
     match entity {
-        Some(e) => CURRENT.sync_scope(e, f),
+        Some(e) => sync_scope(e, f),
         None => f(),
     }
 }
@@ -81,7 +144,7 @@ pub trait FutureExt: Future + Sized {
 impl<F: Future> FutureExt for F {}
 
 pin_project_lite::pin_project! {
-    /// A future that runs with an entity as the current one; see [`FutureExt`].
+    /// A future that runs with an entity as the current one; see [`scope`] and [`FutureExt`].
     pub struct Instrumented<F> {
         #[pin]
         fut: F,
@@ -100,14 +163,26 @@ impl<F: Future> Instrumented<F> {
     }
 }
 
+/// Takes the entity back off the stack when a poll ends, even by panic.
+struct Restore<'a>(&'a mut Option<Entity>);
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.0.as_ref() {
+            remove(e);
+        }
+    }
+}
+
 impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        match this.entity {
-            Some(e) => CURRENT.sync_scope(e.clone(), || this.fut.poll(cx)),
-            None => this.fut.poll(cx),
+        if let Some(e) = this.entity.as_ref() {
+            push(e.clone());
         }
+        let _restore = Restore(this.entity);
+        this.fut.poll(cx)
     }
 }
 
@@ -116,5 +191,56 @@ impl<F> std::fmt::Debug for Instrumented<F> {
         f.debug_struct("Instrumented")
             .field("entity", &self.entity)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emitter::MemoryEmitter;
+    use crate::Recorder;
+
+    fn entity(name: &str) -> Entity {
+        let r = Recorder::builder()
+            .emitter(MemoryEmitter::new())
+            .ignore_env()
+            .build()
+            .unwrap();
+        r.begin_segment(name, None)
+    }
+
+    #[test]
+    fn scopes_nest_and_unwind() {
+        let a = entity("a");
+        let b = entity("b");
+        assert!(current().is_none());
+        sync_scope(a.clone(), || {
+            assert!(current().unwrap().same_as(&a));
+            sync_scope(b.clone(), || assert!(current().unwrap().same_as(&b)));
+            assert!(current().unwrap().same_as(&a));
+        });
+        assert!(current().is_none());
+    }
+
+    #[test]
+    fn out_of_order_exit_keeps_the_right_entity_current() {
+        let a = entity("a");
+        let b = entity("b");
+        enter_unguarded(a.clone());
+        let g = enter(b.clone());
+        exit(&a);
+        assert!(current().unwrap().same_as(&b));
+        drop(g);
+        assert!(current().is_none());
+    }
+
+    #[test]
+    fn panic_inside_a_scope_leaves_the_stack_clean() {
+        let a = entity("a");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sync_scope(a.clone(), || panic!("boom"));
+        }));
+        assert!(r.is_err());
+        assert!(current().is_none());
     }
 }

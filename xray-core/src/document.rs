@@ -290,6 +290,16 @@ impl Exception {
         }
     }
 
+    /// An exception for a panic: type `panic`, the panic's message when it is a string.
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&'static str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("panic with a non-string payload");
+        Self::new(format!("panicked: {message}"), "panic")
+    }
+
     /// Marks the exception as coming from a downstream service.
     pub fn remote(mut self, remote: bool) -> Self {
         self.remote = remote;
@@ -347,17 +357,22 @@ fn short_type_name(name: &str) -> &str {
 }
 
 fn debug_type_name(e: &dyn std::error::Error) -> String {
-    let dbg = format!("{e:?}");
+    type_name_from_debug(e).unwrap_or_else(|| "Error".to_string())
+}
+
+/// A type name for a value whose type is not known statically: the leading identifier of its
+/// `Debug` output (`Os { code: 111, .. }` gives `Os`, `NotFound` gives `NotFound`). `None` when
+/// the output does not start with a name (a bare string or number).
+pub fn type_name_from_debug(value: &dyn std::fmt::Debug) -> Option<String> {
+    let dbg = format!("{value:?}");
     let ident: String = dbg
         .chars()
         .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
         .take(100)
         .collect();
-    if ident.is_empty() {
-        "Error".to_string()
-    } else {
-        ident
-    }
+    ident
+        .starts_with(|c: char| c.is_alphabetic())
+        .then_some(ident)
 }
 
 #[cfg(test)]

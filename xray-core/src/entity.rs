@@ -174,6 +174,11 @@ impl Entity {
         }
     }
 
+    /// True when both handles refer to the same entity.
+    pub fn same_as(&self, other: &Entity) -> bool {
+        self.id == other.id && Arc::ptr_eq(&self.trace, &other.trace)
+    }
+
     /// The entity's id.
     pub fn id(&self) -> EntityId {
         self.id
@@ -460,6 +465,14 @@ impl Entity {
             e.remote = remote;
         }
         self.add_exceptions(exceptions, true);
+    }
+
+    /// Records a panic caught with `catch_unwind`: `fault` and a cause of type `panic` with the
+    /// panic's message.
+    pub fn add_panic(&self, payload: &(dyn std::any::Any + Send)) {
+        if self.sampled {
+            self.add_exceptions(vec![Exception::from_panic(payload)], true);
+        }
     }
 
     /// Adds exceptions to this entity's cause; with `fault`, also sets the fault flag.

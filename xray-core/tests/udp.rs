@@ -9,6 +9,9 @@ use xray_core::{Document, Recorder};
 
 fn receiver() -> (UdpSocket, String) {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // A daemon-sized receive buffer, so a burst is not lost while this test's reader waits
+    // for a busy CPU (the kernel caps it at net.core.rmem_max).
+    let _ = socket2::SockRef::from(&s).set_recv_buffer_size(4 << 20);
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let addr = s.local_addr().unwrap().to_string();
     (s, addr)

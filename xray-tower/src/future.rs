@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
 use http::Response;
 use http_body::Body;
-use tokio::task::futures::TaskLocalFuture;
+use xray_core::context::Instrumented;
 use xray_core::Entity;
 
 use crate::on_response::OnResponse;
@@ -29,7 +29,7 @@ pin_project_lite::pin_project! {
     /// fails or panics, or this future is dropped first, it ends the segment itself.
     pub struct ResponseFuture<F, OnRes> {
         #[pin]
-        inner: TaskLocalFuture<Entity, F>,
+        inner: Instrumented<F>,
         segment: Option<Entity>,
         on_response: OnRes,
     }
@@ -49,11 +49,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F, OnRes> ResponseFuture<F, OnRes> {
-    pub(crate) fn new(
-        inner: TaskLocalFuture<Entity, F>,
-        segment: Entity,
-        on_response: OnRes,
-    ) -> Self {
+    pub(crate) fn new(inner: Instrumented<F>, segment: Entity, on_response: OnRes) -> Self {
         Self {
             inner,
             segment: Some(segment),

@@ -33,17 +33,7 @@ pub(crate) fn failed<E: fmt::Display>(entity: &Entity, error: &E, remote: bool) 
 
 /// The code running for the request panicked: `fault` with the panic message as cause.
 pub(crate) fn panicked(entity: &Entity, payload: &(dyn Any + Send)) {
-    if entity.is_sampled() {
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("(panic payload is not a string)");
-        entity.add_exceptions(
-            vec![Exception::new(format!("panicked: {message}"), "panic")],
-            true,
-        );
-    }
+    entity.add_panic(payload);
     entity.end();
 }
 
