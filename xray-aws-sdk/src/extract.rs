@@ -296,4 +296,78 @@ mod tests {
             Body::None
         ));
     }
+
+    fn fields_of(service: &str, operation: &str, message: &Message<'_>) -> Vec<(String, Value)> {
+        let row = crate::params::lookup(service, operation).unwrap();
+        row.request
+            .iter()
+            .filter_map(|f| Some((f.name.to_string(), message.read(f)?)))
+            .collect()
+    }
+
+    #[test]
+    fn sns_publish_form_body_gives_the_topic_and_never_the_message() {
+        let mut headers = Headers::new();
+        headers.insert("content-type", "application/x-www-form-urlencoded");
+        let body = b"Action=Publish&Version=2010-03-31&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A123456789012%3Aorders&Message=secret+text";
+        let message = Message {
+            uri: Some("https://sns.us-east-1.amazonaws.com/"),
+            headers: &headers,
+            body: Body::parse(headers.get("content-type"), Some(body)),
+            status: None,
+        };
+        assert_eq!(
+            fields_of("SNS", "Publish", &message),
+            vec![(
+                "topic_arn".to_string(),
+                Value::from("arn:aws:sns:us-east-1:123456789012:orders")
+            )]
+        );
+    }
+
+    #[test]
+    fn lambda_invoke_reads_function_from_path_and_type_from_header() {
+        let mut headers = Headers::new();
+        headers.insert("x-amz-invocation-type", "Event");
+        let message = Message {
+            uri: Some("https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Ahello/invocations?Qualifier=live"),
+            headers: &headers,
+            // The Invoke body is the user's payload: never parsed.
+            body: Body::None,
+            status: None,
+        };
+        assert_eq!(
+            fields_of("Lambda", "Invoke", &message),
+            vec![
+                (
+                    "function_name".to_string(),
+                    Value::from("arn:aws:lambda:us-east-1:1:function:hello")
+                ),
+                ("invocation_type".to_string(), Value::from("Event")),
+                ("qualifier".to_string(), Value::from("live")),
+            ]
+        );
+        assert!(!crate::params::lookup("Lambda", "Invoke")
+            .unwrap()
+            .request_needs_body());
+    }
+
+    #[test]
+    fn kinesis_put_records_gives_stream_and_count_not_data() {
+        let headers = Headers::new();
+        let body = br#"{"StreamName":"clicks","Records":[{"Data":"c2VjcmV0","PartitionKey":"a"},{"Data":"eA==","PartitionKey":"b"}]}"#;
+        let message = Message {
+            uri: Some("https://kinesis.us-east-1.amazonaws.com/"),
+            headers: &headers,
+            body: Body::parse(Some("application/x-amz-json-1.1"), Some(body)),
+            status: None,
+        };
+        assert_eq!(
+            fields_of("Kinesis", "PutRecords", &message),
+            vec![
+                ("stream_name".to_string(), Value::from("clicks")),
+                ("record_count".to_string(), Value::from(2)),
+            ]
+        );
+    }
 }

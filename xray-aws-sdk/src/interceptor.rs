@@ -106,15 +106,19 @@ impl Intercept for XRayInterceptor {
         let sub = call.parent.begin_subsegment(service);
         if sub.is_sampled() {
             let started = call.started;
-            sub.with_document(|d| d.start_time = started.min(d.start_time));
             sub.set_namespace(Namespace::Aws);
-            if let Some(m) = &metadata {
-                sub.set_aws("operation", m.name());
-                call.params = params::lookup(m.service(), m.name());
-            }
-            if let Some(region) = region {
-                sub.set_aws("region", region);
-            }
+            sub.with_document(|d| {
+                d.start_time = started.min(d.start_time);
+                if let Some(m) = &metadata {
+                    d.aws.insert("operation".into(), m.name().into());
+                }
+                if let Some(region) = region {
+                    d.aws.insert("region".into(), region.into());
+                }
+            });
+            call.params = metadata
+                .as_ref()
+                .and_then(|m| params::lookup(m.service(), m.name()));
         }
         call.subsegment = Some(sub.guard());
         Ok(())
