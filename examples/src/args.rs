@@ -9,11 +9,11 @@ const AFTER_HELP: &str = "\
 Routes:
   GET /                       200 ok
   GET /status/{code}          answers with that status
-  GET /annotated              annotation example_key=example_value, metadata, user
-  GET /work/{n}               n sequential subsegments step-1..step-n (n <= 1000)
-  GET /fanout/{n}             n concurrent subsegments fanout-1..fanout-n (n <= 100)
-  GET /call?url=URL           calls URL (traced); 200 + downstream status, 502 on failure
-  GET /dynamodb/{table}/{key} DynamoDB GetItem on key id=<key>: 200 item, 404, 502
+  GET /annotated              annotation example_key=example_value, user
+  GET /work/N                 N sequential subsegments step-1.. (N <= 1000)
+  GET /fanout/N               N concurrent subsegments fanout-1.. (N <= 100)
+  GET /call?url=URL           calls URL: 200 + its status; 502 if it fails
+  GET /dynamodb/{table}/{key} GetItem id=key: 200 + item, 404, 502
   GET /error                  the handler fails: 500
   GET /panic                  the handler panics: 500, the server keeps serving
 
@@ -30,21 +30,19 @@ Environment:
 #[command(version, after_help = AFTER_HELP)]
 #[non_exhaustive]
 pub struct ServiceArgs {
-    /// Address to listen on (port 0: any free port; the address is printed once bound).
+    /// Address to listen on (port 0: any free one)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Segment (service) name [default: the binary's name].
+    /// Segment name [default: the binary's name]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Name segments after the request's Host (port ignored) when it matches this pattern
-    /// (`*` and `?` wildcards), else after --name.
+    /// Use the Host as segment name when it matches
     #[arg(long, value_name = "PATTERN")]
     pub dynamic_naming: Option<String>,
 
-    /// Local sampling rules file (X-Ray JSON format, version 1 or 2) [default: the first
-    /// request each second, then 5%].
+    /// X-Ray sampling rules file (JSON, v1 or v2)
     #[arg(long, value_name = "FILE")]
     pub sampling_rules: Option<PathBuf>,
 }

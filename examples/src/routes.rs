@@ -196,8 +196,7 @@ pub async fn dynamodb(state: &AppState, table: &str, key: &str) -> RouteResult {
 
 /// `GET /error`: returns an error.
 pub async fn error() -> RouteResult {
-    Err(RouteError::OnPurpose(std::io::Error::new(
-        std::io::ErrorKind::Other,
+    Err(RouteError::OnPurpose(std::io::Error::other(
         "the inventory service is out of widgets",
     )))
 }

@@ -18,7 +18,10 @@ fn moto_endpoint(test: &str) -> Option<String> {
             if std::env::var("XRAY_REQUIRE_PEERS").as_deref() == Ok("1") {
                 panic!("{test}: XRAY_TEST_MOTO_ENDPOINT is not set and XRAY_REQUIRE_PEERS=1");
             }
-            eprintln!(
+            // Straight to stderr: the test harness would hide `eprintln!` of a passing test.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n!!!!! SKIPPED {test}: XRAY_TEST_MOTO_ENDPOINT is not set (run scripts/test to start moto) !!!!!\n"
             );
             None
