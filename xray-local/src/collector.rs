@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use xray_core::emitter::DATAGRAM_HEADER;
 use xray_core::sampling::{AlwaysSample, LocalRules};
 use xray_core::{Document, Recorder, TraceId};
@@ -37,7 +38,7 @@ use xray_core::{Document, Recorder, TraceId};
 use crate::forward::Forwarder;
 use crate::sampling_api::SamplingApi;
 use crate::trace::Trace;
-use crate::validate::{validate_datagram, Violation};
+use crate::validate::{check_datagram, Violation};
 
 /// One datagram as received.
 #[derive(Clone, Debug)]
@@ -69,6 +70,8 @@ struct Pending {
 #[derive(Default)]
 struct State {
     received: Vec<Received>,
+    /// The documents of `received`, kept apart so waiting does not clone them.
+    documents: Vec<Document>,
     traces: HashMap<TraceId, Pending>,
     order: VecDeque<TraceId>,
     violations: Vec<Violation>,
@@ -181,10 +184,10 @@ impl CollectorBuilder {
 
     /// Binds the socket(s) and starts receiving.
     pub fn start(self) -> io::Result<Collector> {
-        let socket = UdpSocket::bind(self.listen)?;
+        let socket = bind_udp(self.listen)?;
         let tick =
             (self.quiet_period / 2).clamp(Duration::from_millis(5), Duration::from_millis(50));
-        socket.set_read_timeout(Some(tick))?;
+        socket.set_read_timeout(Some(Duration::from_millis(100)))?;
         let addr = socket.local_addr()?;
         let sampling = match self.sampling_rules {
             Some(rules) => Some(SamplingApi::serve(addr, rules)?),
@@ -207,10 +210,15 @@ impl CollectorBuilder {
             subscribers: Mutex::new(Vec::new()),
             on_violation: Mutex::new(Vec::new()),
         });
+        let (tx, rx) = mpsc::channel();
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("xray-local-worker".into())
+            .spawn(move || work_loop(s, rx, tick))?;
         let s = shared.clone();
         std::thread::Builder::new()
             .name("xray-local-udp".into())
-            .spawn(move || receive_loop(socket, s, tick))?;
+            .spawn(move || receive_loop(socket, s, tx))?;
         Ok(Collector {
             addr,
             shared,
@@ -274,11 +282,7 @@ impl Collector {
 
     /// Every well-formed document received so far, in arrival order.
     pub fn documents(&self) -> Vec<Document> {
-        self.state()
-            .received
-            .iter()
-            .filter_map(|r| r.document.clone())
-            .collect()
+        self.state().documents.clone()
     }
 
     /// Datagrams that were not well-formed daemon datagrams.
@@ -300,6 +304,7 @@ impl Collector {
     pub fn clear(&self) {
         let mut s = self.state();
         s.received.clear();
+        s.documents.clear();
         s.traces.clear();
         s.order.clear();
         s.violations.clear();
@@ -315,14 +320,9 @@ impl Collector {
         let deadline = Instant::now() + timeout;
         let mut g = self.state();
         loop {
-            let docs: Vec<Document> = g
-                .received
-                .iter()
-                .filter_map(|r| r.document.clone())
-                .collect();
             let left = deadline.saturating_duration_since(Instant::now());
-            if pred(&docs) || left.is_zero() {
-                return docs;
+            if pred(&g.documents) || left.is_zero() {
+                return g.documents.clone();
             }
             g = self.wait(g, left);
         }
@@ -425,12 +425,39 @@ impl Drop for Collector {
     }
 }
 
-fn receive_loop(socket: UdpSocket, shared: Arc<Shared>, tick: Duration) {
+/// Receive buffer asked for; the kernel may grant less (Linux caps it at `rmem_max`).
+const RECV_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Binds a UDP socket with a large receive buffer, so that bursts from a busy recorder wait
+/// in the kernel instead of being dropped while the receiving thread is not scheduled.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER_BYTES) {
+        tracing::debug!(error = %e, "xray-local: cannot enlarge the UDP receive buffer");
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Takes datagrams off the socket as fast as possible; the work happens on the worker
+/// thread, so a burst waits in memory rather than overflowing the socket buffer.
+fn receive_loop(
+    socket: UdpSocket,
+    shared: Arc<Shared>,
+    to_worker: mpsc::Sender<(Vec<u8>, Instant)>,
+) {
     let mut buf = vec![0u8; 65_536];
-    let mut last_check = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         match socket.recv_from(&mut buf) {
-            Ok((n, _)) => handle_datagram(&shared, &buf[..n]),
+            Ok((n, _)) => {
+                if let Some(f) = &shared.forwarder {
+                    f.forward(&buf[..n]);
+                }
+                if to_worker.send((buf[..n].to_vec(), Instant::now())).is_err() {
+                    return;
+                }
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -441,6 +468,30 @@ fn receive_loop(socket: UdpSocket, shared: Arc<Shared>, tick: Duration) {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// Validates, stores and assembles what the receiving thread took in, and reports traces
+/// that went quiet. Ends when the receiving thread does.
+fn work_loop(shared: Arc<Shared>, from_socket: mpsc::Receiver<(Vec<u8>, Instant)>, tick: Duration) {
+    let mut last_check = Instant::now();
+    let mut batch = Vec::new();
+    loop {
+        match from_socket.recv_timeout(tick) {
+            Ok(first) => {
+                // Take what else is waiting, so a burst costs one lock and one wake-up.
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match from_socket.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                handle_datagrams(&shared, &mut batch);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
         if last_check.elapsed() >= tick {
             last_check = Instant::now();
             report_complete(&shared);
@@ -448,53 +499,46 @@ fn receive_loop(socket: UdpSocket, shared: Arc<Shared>, tick: Duration) {
     }
 }
 
-fn handle_datagram(shared: &Shared, bytes: &[u8]) {
-    if let Some(f) = &shared.forwarder {
-        f.forward(bytes);
-    }
-    let violations = validate_datagram(bytes);
-    for v in &violations {
+/// Most datagrams stored under one lock.
+const MAX_BATCH: usize = 256;
+
+/// One datagram after checking.
+struct Checked {
+    bytes: Vec<u8>,
+    at: Instant,
+    document: Option<Document>,
+}
+
+fn check(bytes: Vec<u8>, at: Instant, violations: &mut Vec<Violation>) -> Checked {
+    let (found, body) = check_datagram(&bytes);
+    for v in &found {
         tracing::warn!(violation = %v, "xray-local: invalid segment document");
     }
-    let document = parse_datagram(bytes);
-    if document.is_none() {
-        shared.garbage.fetch_add(1, Ordering::Relaxed);
+    violations.extend(found);
+    // The same rule as `parse_datagram`, without parsing the JSON a second time.
+    let document = body
+        .filter(|_| bytes.starts_with(DATAGRAM_HEADER.as_bytes()))
+        .and_then(|v| Document::deserialize(&v).ok());
+    Checked {
+        bytes,
+        at,
+        document,
     }
+}
+
+fn handle_datagrams(shared: &Shared, batch: &mut Vec<(Vec<u8>, Instant)>) {
+    let mut violations = Vec::new();
+    let checked: Vec<Checked> = batch
+        .drain(..)
+        .map(|(bytes, at)| check(bytes, at, &mut violations))
+        .collect();
+    let garbage = checked.iter().filter(|c| c.document.is_none()).count();
+    shared.garbage.fetch_add(garbage as u64, Ordering::Relaxed);
     {
         let mut s = lock(&shared.state);
         s.violations.extend(violations.iter().cloned());
-        if let Some(d) = &document {
-            if let Some(trace_id) = d.trace_id {
-                let now = Instant::now();
-                let fresh = !s.traces.contains_key(&trace_id);
-                let p = s.traces.entry(trace_id).or_insert_with(|| Pending {
-                    docs: Vec::new(),
-                    last: now,
-                    checked: 0,
-                    completed: None,
-                });
-                p.docs.push(d.clone());
-                p.last = now;
-                if fresh {
-                    s.order.push_back(trace_id);
-                    while s.order.len() > shared.max_traces {
-                        if let Some(old) = s.order.pop_front() {
-                            s.traces.remove(&old);
-                        }
-                    }
-                }
-            }
-        }
-        s.received.push(Received {
-            bytes: bytes.to_vec(),
-            document,
-            at: Instant::now(),
-        });
-        if s.received.len() > shared.max_datagrams {
-            // Forget a tenth at once rather than shifting the list on every datagram.
-            let excess = s.received.len() - shared.max_datagrams + shared.max_datagrams / 10;
-            let excess = excess.min(s.received.len());
-            s.received.drain(..excess);
+        for c in checked {
+            store(shared, &mut s, c);
         }
     }
     shared.cond.notify_all();
@@ -505,6 +549,47 @@ fn handle_datagram(shared: &Shared, bytes: &[u8]) {
                 cb(v);
             }
         }
+    }
+}
+
+fn store(shared: &Shared, s: &mut State, c: Checked) {
+    if let Some(d) = &c.document {
+        if let Some(trace_id) = d.trace_id {
+            let fresh = !s.traces.contains_key(&trace_id);
+            let p = s.traces.entry(trace_id).or_insert_with(|| Pending {
+                docs: Vec::new(),
+                last: c.at,
+                checked: 0,
+                completed: None,
+            });
+            p.docs.push(d.clone());
+            p.last = c.at;
+            if fresh {
+                s.order.push_back(trace_id);
+                while s.order.len() > shared.max_traces {
+                    if let Some(old) = s.order.pop_front() {
+                        s.traces.remove(&old);
+                    }
+                }
+            }
+        }
+        s.documents.push(d.clone());
+    }
+    s.received.push(Received {
+        bytes: c.bytes,
+        document: c.document,
+        at: c.at,
+    });
+    if s.received.len() > shared.max_datagrams {
+        // Forget a tenth at once rather than shifting the list on every datagram.
+        let excess = s.received.len() - shared.max_datagrams + shared.max_datagrams / 10;
+        let excess = excess.min(s.received.len());
+        let dropped_docs = s.received[..excess]
+            .iter()
+            .filter(|r| r.document.is_some())
+            .count();
+        s.received.drain(..excess);
+        s.documents.drain(..dropped_docs);
     }
 }
 

@@ -59,6 +59,11 @@ const ANNOTATION_STRING_MAX: usize = 1000;
 
 /// Checks a whole datagram: size, header line, then the document.
 pub fn validate_datagram(bytes: &[u8]) -> Vec<Violation> {
+    check_datagram(bytes).0
+}
+
+/// [`validate_datagram`], also returning the parsed body when it is JSON.
+pub(crate) fn check_datagram(bytes: &[u8]) -> (Vec<Violation>, Option<Value>) {
     let mut out = Vec::new();
     let datagram = |message: String| Violation {
         document_id: None,
@@ -76,7 +81,7 @@ pub fn validate_datagram(bytes: &[u8]) -> Vec<Violation> {
             "no header line: a datagram starts with {\"format\":\"json\",\"version\":1} and a newline"
                 .to_string(),
         ));
-        return out;
+        return (out, None);
     };
     let (header, body) = (&bytes[..newline], &bytes[newline + 1..]);
     match serde_json::from_slice::<Value>(header) {
@@ -89,10 +94,15 @@ pub fn validate_datagram(bytes: &[u8]) -> Vec<Violation> {
         ))),
     }
     match serde_json::from_slice::<Value>(body) {
-        Ok(doc) => out.extend(validate_document(&doc)),
-        Err(e) => out.push(datagram(format!("the body is not JSON: {e}"))),
+        Ok(doc) => {
+            out.extend(validate_document(&doc));
+            (out, Some(doc))
+        }
+        Err(e) => {
+            out.push(datagram(format!("the body is not JSON: {e}")));
+            (out, None)
+        }
     }
-    out
 }
 
 /// Checks one top-level document (a segment, or an independent subsegment when `type` is

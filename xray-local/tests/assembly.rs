@@ -321,3 +321,24 @@ fn clear_forgets_datagrams_traces_and_violations() {
         .wait_for_trace(|_| true, Duration::from_millis(300))
         .is_none());
 }
+
+#[test]
+fn bursts_of_datagrams_are_received_without_loss() {
+    let c = Collector::start().unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let n = 2_000;
+    let t = now();
+    for i in 0..n {
+        let doc = json!({"name":"burst","id":EntityId::new().to_string(),
+                         "trace_id":TraceId::new().to_string(),"start_time":t,"end_time":t+0.001,
+                         "annotations":{"i":i}});
+        let bytes = format!("{DATAGRAM_HEADER}{doc}");
+        socket.send_to(bytes.as_bytes(), c.addr()).unwrap();
+        if i % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let docs = c.wait_for_documents(n, Duration::from_secs(20));
+    assert_eq!(docs.len(), n);
+    assert_eq!(c.garbage_count(), 0);
+}
