@@ -88,7 +88,7 @@ struct Painter {
 
 impl Painter {
     fn paint(&self, style: &str, text: &str) -> String {
-        if self.color && !text.is_empty() {
+        if self.color && !style.is_empty() && !text.is_empty() {
             format!("{style}{text}{RESET}")
         } else {
             text.to_string()

@@ -318,13 +318,14 @@ impl Trace {
         for (n, (old, _)) in order.iter().enumerate() {
             new_index[*old] = n;
         }
+        let ids: Vec<EntityId> = entities.iter().map(TraceEntity::id).collect();
         let mut slots: Vec<Option<TraceEntity>> = entities.drain(..).map(Some).collect();
         let mut sorted = Vec::with_capacity(slots.len());
         let mut sorted_children = vec![Vec::new(); slots.len()];
         for (old, depth) in &order {
             if let Some(mut e) = slots[*old].take() {
                 e.depth = *depth;
-                e.parent = parent_of[*old].map(|p| slots_id(&sorted, &new_index, p));
+                e.parent = parent_of[*old].map(|p| ids[p]);
                 sorted_children[new_index[*old]] =
                     children[*old].iter().map(|c| new_index[*c]).collect();
                 sorted.push(e);
@@ -510,9 +511,4 @@ impl Trace {
             "segments": self.segment_documents(),
         })
     }
-}
-
-fn slots_id(sorted: &[TraceEntity], new_index: &[usize], old_parent: usize) -> EntityId {
-    // Parents are visited before their children, so the parent is already in `sorted`.
-    sorted[new_index[old_parent]].id()
 }
