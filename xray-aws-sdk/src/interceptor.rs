@@ -12,7 +12,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::region::Region;
 use aws_types::request_id::RequestId;
-use xray_core::{ContextMissing, Entity, Namespace, Recorder};
+use xray_core::{Entity, Namespace};
 
 use crate::call::XRayCall;
 use crate::extract::{Body, Message};
@@ -81,7 +81,7 @@ impl Intercept for XRayInterceptor {
             return Ok(());
         }
         let Some(parent) = self.parent.clone().or_else(xray_core::current) else {
-            context_missing();
+            xray_core::report_missing_context("AWS SDK call");
             return Ok(());
         };
         cfg.interceptor_state().store_put(XRayCall::new(parent));
@@ -247,20 +247,5 @@ fn record_outcome(
         }
         Some(Err(err)) => crate::error::record_failure(sub, err, response),
         None => {}
-    }
-}
-
-/// No parent: the call goes out untouched and the global recorder's strategy decides what is
-/// logged. Tracing never fails an AWS call, so `RUNTIME_ERROR` logs like `LOG_ERROR` here
-/// (as in the other client adapters) instead of panicking.
-fn context_missing() {
-    match Recorder::global().context_missing() {
-        ContextMissing::LogError | ContextMissing::RuntimeError => {
-            tracing::error!(
-                "AWS SDK call not recorded: {}",
-                xray_core::ContextMissingError
-            );
-        }
-        ContextMissing::IgnoreError => {}
     }
 }

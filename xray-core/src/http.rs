@@ -9,6 +9,16 @@
 //! `X-Forwarded-Proto`, else `http`. The client IP is the first address of `X-Forwarded-For`
 //! (with `x_forwarded_for: true`), else the peer address. Clients record the URL without user
 //! info, with the query unless asked to strip it.
+//!
+//! # W3C Trace Context
+//!
+//! Off by default. With [`ServerTracing::accept_w3c`], a request that carries no usable
+//! `X-Amzn-Trace-Id` but a valid `traceparent` continues that trace: the 128-bit W3C trace id
+//! becomes the X-Ray trace id (`1-{first 8 hex}-{last 24 hex}`), the parent span id becomes
+//! the segment's `parent_id`, and the `sampled` flag becomes `Sampled=1`/`0`. With
+//! [`OutboundOptions::send_w3c`], outbound calls carry a `traceparent` built from the same ids
+//! as their `X-Amzn-Trace-Id`, so a callee instrumented with OpenTelemetry continues the
+//! trace. See [`crate::w3c`] for the exact mapping.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -45,6 +55,11 @@ pub struct IncomingRequest<'a> {
     pub peer_ip: Option<IpAddr>,
     /// The raw `X-Amzn-Trace-Id` header.
     pub trace_header: Option<&'a [u8]>,
+    /// The W3C `traceparent` header. Read only when the server accepts W3C Trace Context
+    /// ([`ServerTracing::accept_w3c`]) and there is no usable `X-Amzn-Trace-Id`.
+    pub traceparent: Option<&'a str>,
+    /// The W3C `tracestate` header (vendor-specific state that accompanies `traceparent`).
+    pub tracestate: Option<&'a str>,
 }
 
 impl<'a> IncomingRequest<'a> {
@@ -75,6 +90,12 @@ impl<'a> IncomingRequest<'a> {
             trace_header: headers
                 .get(crate::header::HEADER_NAME)
                 .map(|v| v.as_bytes()),
+            traceparent: headers
+                .get(crate::w3c::TRACEPARENT)
+                .and_then(|v| v.to_str().ok()),
+            tracestate: headers
+                .get(crate::w3c::TRACESTATE)
+                .and_then(|v| v.to_str().ok()),
         }
     }
 
@@ -98,6 +119,7 @@ pub struct ServerTracing {
     recorder: Option<Recorder>,
     naming: DynamicNaming,
     record_query: bool,
+    accept_w3c: bool,
 }
 
 impl ServerTracing {
@@ -107,6 +129,7 @@ impl ServerTracing {
             recorder: None,
             naming: DynamicNaming::fixed(name),
             record_query: false,
+            accept_w3c: false,
         }
     }
 
@@ -129,6 +152,37 @@ impl ServerTracing {
         self
     }
 
+    /// Continues W3C Trace Context traces: a request without a usable `X-Amzn-Trace-Id` but
+    /// with a valid `traceparent` joins that trace (see the [module docs](self)). Off by
+    /// default, since it changes which requests start a new trace. `X-Amzn-Trace-Id` wins when
+    /// both are present.
+    pub fn accept_w3c(mut self, yes: bool) -> Self {
+        self.accept_w3c = yes;
+        self
+    }
+
+    /// Whether `traceparent` is read; see [`accept_w3c`](Self::accept_w3c).
+    pub fn accepts_w3c(&self) -> bool {
+        self.accept_w3c
+    }
+
+    /// The trace header the request continues: `X-Amzn-Trace-Id` when usable, else (with
+    /// [`accept_w3c`](Self::accept_w3c)) `traceparent` converted. `None` starts a new trace.
+    pub fn incoming_header(&self, req: &IncomingRequest<'_>) -> Option<TraceHeader> {
+        let xray = TraceHeader::parse_or_warn(req.trace_header);
+        if xray.is_some() || !self.accept_w3c {
+            return xray;
+        }
+        let value = req.traceparent?;
+        match crate::w3c::from_traceparent(value) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unusable traceparent header; starting a new trace");
+                None
+            }
+        }
+    }
+
     /// The recorder in use.
     pub fn recorder(&self) -> &Recorder {
         self.recorder.as_ref().unwrap_or_else(|| Recorder::global())
@@ -143,7 +197,7 @@ impl ServerTracing {
     /// `http.request`. The caller makes it current and ends it with [`ServerTracing::end`].
     pub fn begin(&self, req: &IncomingRequest<'_>) -> Entity {
         let recorder = self.recorder();
-        let header = TraceHeader::parse_or_warn(req.trace_header);
+        let header = self.incoming_header(req);
         let name = self
             .naming
             .matched_host(req.host)
@@ -261,6 +315,9 @@ pub struct OutboundOptions {
     pub name: Option<String>,
     /// Leave the query string out of the recorded URL.
     pub strip_query: bool,
+    /// Also build a W3C `traceparent` for the call ([`OutboundCall::traceparent`]), carrying
+    /// the same trace id, parent and sampling decision as the X-Ray header. Off by default.
+    pub send_w3c: bool,
 }
 
 /// An outbound call being recorded: the subsegment and the header to send.
@@ -270,6 +327,9 @@ pub struct OutboundCall {
     pub subsegment: Entity,
     /// The value for the `X-Amzn-Trace-Id` request header.
     pub header: String,
+    /// The value for the `traceparent` request header, when
+    /// [`OutboundOptions::send_w3c`] asked for one.
+    pub traceparent: Option<String>,
 }
 
 /// Begins a `remote` subsegment for an outbound HTTP call under the current entity (or
@@ -285,7 +345,7 @@ pub fn begin_outbound(
     let parent = match parent.or_else(context::current) {
         Some(p) => p,
         None => {
-            crate::context_missing_logged("outbound HTTP call");
+            crate::report_missing_context("outbound HTTP call");
             return None;
         }
     };
@@ -310,10 +370,16 @@ pub fn begin_outbound(
             ..HttpRequest::default()
         });
     }
-    let header = sub.outbound_header().to_string();
+    let outbound = sub.outbound_header();
+    let traceparent = if options.send_w3c {
+        crate::w3c::to_traceparent(&outbound)
+    } else {
+        None
+    };
     Some(OutboundCall {
         subsegment: sub,
-        header,
+        header: outbound.to_string(),
+        traceparent,
     })
 }
 
@@ -388,6 +454,111 @@ mod tests {
             b.url.as_deref(),
             Some("http://api.example.com/users/1?token=secret")
         );
+    }
+
+    const TP: &str = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
+
+    fn server(accept_w3c: bool) -> ServerTracing {
+        let recorder = Recorder::builder()
+            .emitter(crate::emitter::MemoryEmitter::new())
+            .sampler(crate::sampling::NeverSample)
+            .ignore_env()
+            .build()
+            .unwrap();
+        ServerTracing::new("svc")
+            .with_recorder(recorder)
+            .accept_w3c(accept_w3c)
+    }
+
+    #[test]
+    fn traceparent_is_ignored_unless_w3c_is_accepted() {
+        let req = IncomingRequest {
+            method: "GET",
+            traceparent: Some(TP),
+            ..IncomingRequest::default()
+        };
+        assert!(server(false).incoming_header(&req).is_none());
+        let h = server(true).incoming_header(&req).unwrap();
+        assert_eq!(
+            h.to_string(),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        );
+        // The sampled flag decides, whatever the local sampler says.
+        let segment = server(true).begin(&req);
+        assert!(segment.is_sampled());
+        assert_eq!(
+            segment.trace_id().to_string(),
+            "1-5759e988-bd862e3fe1be46a994272793"
+        );
+    }
+
+    #[test]
+    fn xray_header_wins_over_traceparent() {
+        let req = IncomingRequest {
+            method: "GET",
+            trace_header: Some(b"Root=1-67891233-abcdef012345678912345678;Sampled=0"),
+            traceparent: Some(TP),
+            ..IncomingRequest::default()
+        };
+        let h = server(true).incoming_header(&req).unwrap();
+        assert_eq!(
+            h.root.unwrap().to_string(),
+            "1-67891233-abcdef012345678912345678"
+        );
+    }
+
+    #[test]
+    fn unusable_xray_header_falls_back_to_traceparent() {
+        let req = IncomingRequest {
+            method: "GET",
+            trace_header: Some(b"Root=garbage"),
+            traceparent: Some(TP),
+            ..IncomingRequest::default()
+        };
+        let h = server(true).incoming_header(&req).unwrap();
+        assert_eq!(h.parent.unwrap().to_string(), "53995c3f42cd8ad8");
+    }
+
+    #[test]
+    fn malformed_traceparent_starts_a_new_trace() {
+        let req = IncomingRequest {
+            method: "GET",
+            traceparent: Some("00-zz-53995c3f42cd8ad8-01"),
+            ..IncomingRequest::default()
+        };
+        assert!(server(true).incoming_header(&req).is_none());
+    }
+
+    #[test]
+    fn outbound_traceparent_names_the_call_subsegment_as_parent() {
+        let req = IncomingRequest {
+            method: "GET",
+            traceparent: Some(TP),
+            ..IncomingRequest::default()
+        };
+        let segment = server(true).begin(&req);
+        let options = OutboundOptions {
+            send_w3c: true,
+            ..OutboundOptions::default()
+        };
+        let call = begin_outbound(Some(segment.clone()), "GET", "http://h/", &options).unwrap();
+        let tp = call.traceparent.clone().unwrap();
+        assert_eq!(
+            tp,
+            format!(
+                "00-5759e988bd862e3fe1be46a994272793-{}-01",
+                call.subsegment.id()
+            )
+        );
+        let back = crate::w3c::from_traceparent(&tp).unwrap();
+        assert_eq!(back.to_string(), call.header);
+        let plain = begin_outbound(
+            Some(segment),
+            "GET",
+            "http://h/",
+            &OutboundOptions::default(),
+        );
+        assert!(plain.unwrap().traceparent.is_none());
     }
 
     #[test]

@@ -93,9 +93,11 @@ pub(crate) fn context_missing(operation: &str) {
     }
 }
 
-/// Like `context_missing`, for instrumentation that must never fail the work it observes
-/// (outbound calls): `RUNTIME_ERROR` logs an error instead of panicking.
-pub(crate) fn context_missing_logged(operation: &str) {
+/// Reports that `operation` found no current segment, following the process-wide recorder's
+/// context-missing strategy, for instrumentation that must never fail the work it observes
+/// (outbound HTTP and AWS calls): `RUNTIME_ERROR` logs an error like `LOG_ERROR` instead of
+/// panicking, and `IGNORE_ERROR` stays silent.
+pub fn report_missing_context(operation: &str) {
     match Recorder::global().context_missing() {
         ContextMissing::LogError | ContextMissing::RuntimeError => {
             tracing::error!(operation, "{ContextMissingError}");

@@ -8,7 +8,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use xray_core::http::{begin_outbound, end_outbound, OutboundCall, OutboundOptions};
-use xray_core::{context, header::HEADER_NAME, ContextMissing, Recorder};
+use xray_core::w3c::TRACEPARENT;
+use xray_core::{context, header::HEADER_NAME};
 
 use crate::failure::record_failure;
 use crate::parent::Parent;
@@ -32,6 +33,7 @@ pub struct XRayMiddleware {
     naming: Naming,
     strip_query: bool,
     overwrite_header: bool,
+    send_w3c: bool,
 }
 
 /// How subsegments are named.
@@ -57,6 +59,7 @@ impl fmt::Debug for XRayMiddleware {
             .field("naming", naming)
             .field("strip_query", &self.strip_query)
             .field("overwrite_header", &self.overwrite_header)
+            .field("send_w3c", &self.send_w3c)
             .finish()
     }
 }
@@ -112,6 +115,15 @@ impl XRayMiddleware {
         self
     }
 
+    /// Also sends a W3C `traceparent` header carrying the same trace id, parent and sampling
+    /// decision as `X-Amzn-Trace-Id`, so that a callee instrumented with OpenTelemetry
+    /// continues the trace. Off by default. A `traceparent` the caller set on the request is
+    /// kept unless [`overwrite_header`](Self::overwrite_header) is on.
+    pub fn send_w3c(mut self, yes: bool) -> Self {
+        self.send_w3c = yes;
+        self
+    }
+
     fn options_for(&self, req: &Request) -> OutboundOptions {
         let name = match &self.naming {
             Naming::Host => None,
@@ -121,11 +133,21 @@ impl XRayMiddleware {
         OutboundOptions {
             name,
             strip_query: self.strip_query,
+            send_w3c: self.send_w3c,
         }
     }
 
     /// Sets the trace header on the request, unless the caller set one and overwriting is off.
     fn inject(&self, req: &mut Request, call: &OutboundCall) {
+        if let Some(traceparent) = &call.traceparent {
+            let name = HeaderName::from_static(TRACEPARENT);
+            if self.overwrite_header || !req.headers().contains_key(&name) {
+                // Hex digits and dashes only: always a valid header value.
+                if let Ok(value) = HeaderValue::from_str(traceparent) {
+                    req.headers_mut().insert(name, value);
+                }
+            }
+        }
         let name = HeaderName::from_static(HEADER_NAME);
         if !self.overwrite_header && req.headers().contains_key(&name) {
             not_traced(call);
@@ -158,7 +180,8 @@ impl Middleware for XRayMiddleware {
     ) -> reqwest_middleware::Result<Response> {
         let parent = extensions.get::<Parent>().map(|p| p.0.clone());
         if parent.is_none() && !context::has_current() {
-            context_missing();
+            // Tracing never fails the call: RUNTIME_ERROR logs here instead of panicking.
+            xray_core::report_missing_context("outbound HTTP call");
             return next.run(req, extensions).await;
         }
         let options = self.options_for(&req);
@@ -198,21 +221,4 @@ fn not_traced(call: &OutboundCall) {
             request.traced = false;
         }
     });
-}
-
-/// No segment is current and no [`Parent`] was given: the call goes out untouched. The
-/// process-wide recorder's context-missing strategy decides whether to log; a failed lookup
-/// never fails the call, so `RUNTIME_ERROR` logs here instead of panicking.
-fn context_missing() {
-    match Recorder::global().context_missing() {
-        ContextMissing::IgnoreError => {}
-        ContextMissing::LogError | ContextMissing::RuntimeError => {
-            tracing::error!(
-                "no X-Ray segment is current for an outbound HTTP call; it is sent without a \
-                 trace header and not recorded (make the segment current, wrap spawned tasks \
-                 with `in_current_segment`, or pass `xray_reqwest::Parent` as a request \
-                 extension)"
-            );
-        }
-    }
 }

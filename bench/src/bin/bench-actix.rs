@@ -1,0 +1,38 @@
+//! actix-web hello-world with one worker, with or without the X-Ray middleware.
+
+use actix_web::{web, App, HttpServer};
+use xray_actix::XRay;
+
+async fn hello() -> &'static str {
+    "ok"
+}
+
+fn main() -> std::io::Result<()> {
+    let (mode, addr) = bench::args();
+    let recorder = bench::recorder(mode);
+    actix_web::rt::System::new().block_on(async move {
+        println!("listening on {addr} ({mode:?})");
+        match recorder {
+            // Two separate apps so that `bare` carries no trace of the middleware at all.
+            None => {
+                HttpServer::new(|| App::new().route("/", web::get().to(hello)))
+                    .workers(1)
+                    .bind(&addr)?
+                    .run()
+                    .await
+            }
+            Some(r) => {
+                let xray = XRay::new("bench").with_recorder(r);
+                HttpServer::new(move || {
+                    App::new()
+                        .wrap(xray.clone())
+                        .route("/", web::get().to(hello))
+                })
+                .workers(1)
+                .bind(&addr)?
+                .run()
+                .await
+            }
+        }
+    })
+}

@@ -1,0 +1,21 @@
+//! axum hello-world on a single-threaded runtime, with or without the X-Ray layer.
+
+use axum::{routing::get, Router};
+use xray_tower::XRayLayer;
+
+fn main() {
+    let (mode, addr) = bench::args();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let mut app = Router::new().route("/", get(|| async { "ok" }));
+        if let Some(r) = bench::recorder(mode) {
+            app = app.layer(XRayLayer::new("bench").with_recorder(r));
+        }
+        let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+        println!("listening on {addr} ({mode:?})");
+        axum::serve(listener, app).await.expect("serve");
+    });
+}

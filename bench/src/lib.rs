@@ -1,0 +1,55 @@
+//! Shared setup for the load-benchmark servers (`bench-axum`, `bench-actix`).
+//!
+//! Each server answers `GET /` with `ok` on one thread, in one of these modes:
+//! - `bare`: no X-Ray at all;
+//! - `sampled`: the X-Ray layer, every request sampled, segments sent over UDP to the daemon
+//!   address (`AWS_XRAY_DAEMON_ADDRESS`, default `127.0.0.1:2000`; nothing needs to listen);
+//! - `default`: the X-Ray layer with the default sampling rule (1/s, then 5 %);
+//! - `disabled`: the X-Ray layer with the SDK disabled.
+//!
+//! `scripts/bench-load` runs them under `wrk` and prints the comparison.
+
+use xray_core::sampling::{AlwaysSample, LocalSampler};
+use xray_core::Recorder;
+
+/// What the server does per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// No X-Ray.
+    Bare,
+    /// X-Ray, every request sampled.
+    Sampled,
+    /// X-Ray, default sampling rule.
+    Default,
+    /// X-Ray layer present, SDK disabled.
+    Disabled,
+}
+
+/// Reads `MODE ADDR` from the command line.
+pub fn args() -> (Mode, String) {
+    let mut a = std::env::args().skip(1);
+    let mode = match a.next().as_deref() {
+        Some("bare") => Mode::Bare,
+        Some("sampled") => Mode::Sampled,
+        Some("default") => Mode::Default,
+        Some("disabled") => Mode::Disabled,
+        other => {
+            eprintln!("usage: bench-<server> bare|sampled|default|disabled ADDR (got {other:?})");
+            std::process::exit(2)
+        }
+    };
+    let addr = a.next().unwrap_or_else(|| "127.0.0.1:8089".into());
+    (mode, addr)
+}
+
+/// The recorder for a mode (`None` for bare).
+pub fn recorder(mode: Mode) -> Option<Recorder> {
+    let b = Recorder::builder().service_name("bench");
+    let r = match mode {
+        Mode::Bare => return None,
+        Mode::Sampled => b.sampler(AlwaysSample).build(),
+        Mode::Default => b.sampler(LocalSampler::default()).build(),
+        Mode::Disabled => b.enabled(false).build(),
+    };
+    Some(r.expect("valid benchmark configuration"))
+}
