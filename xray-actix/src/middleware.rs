@@ -67,6 +67,14 @@ impl XRay {
         self.map(|t| t.record_query(yes))
     }
 
+    /// Continues W3C Trace Context traces: a request without a usable `X-Amzn-Trace-Id` but
+    /// with a valid `traceparent` joins that trace (the W3C trace id becomes the X-Ray trace
+    /// id, the parent span id the segment's parent, the sampled flag the decision). Off by
+    /// default; `X-Amzn-Trace-Id` wins when both are present. See [`ServerTracing::accept_w3c`].
+    pub fn accept_w3c(self, yes: bool) -> Self {
+        self.map(|t| t.accept_w3c(yes))
+    }
+
     /// The settings in use.
     pub fn tracing(&self) -> &ServerTracing {
         &self.tracing
@@ -175,5 +183,7 @@ fn incoming(req: &ServiceRequest) -> IncomingRequest<'_> {
         trace_header: headers
             .get(xray_core::header::HEADER_NAME)
             .map(|v| v.as_bytes()),
+        traceparent: text(xray_core::w3c::TRACEPARENT),
+        tracestate: text(xray_core::w3c::TRACESTATE),
     }
 }

@@ -17,6 +17,7 @@ use xray_core::Entity;
 use crate::outcome::{self, Message};
 
 const TRACE_HEADER: HeaderName = HeaderName::from_static(xray_core::header::HEADER_NAME);
+const TRACEPARENT: HeaderName = HeaderName::from_static(xray_core::w3c::TRACEPARENT);
 
 /// A [`Layer`] for HTTP clients: records each outbound call as a `remote` subsegment of the
 /// current entity and sends the trace header along.
@@ -64,6 +65,14 @@ impl XRayClientLayer {
     /// Leaves the query string out of the recorded URL.
     pub fn strip_query(mut self, yes: bool) -> Self {
         Arc::make_mut(&mut self.options).strip_query = yes;
+        self
+    }
+
+    /// Also sends a W3C `traceparent` header carrying the same trace id, parent and sampling
+    /// decision as `X-Amzn-Trace-Id`, so that a callee instrumented with OpenTelemetry
+    /// continues the trace. Off by default.
+    pub fn send_w3c(mut self, yes: bool) -> Self {
+        Arc::make_mut(&mut self.options).send_w3c = yes;
         self
     }
 }
@@ -128,6 +137,13 @@ where
                     req.headers_mut().insert(TRACE_HEADER, value);
                 }
                 Err(_) => tracing::warn!("trace header is not a valid header value; not sent"),
+            }
+            if let Some(value) = call
+                .traceparent
+                .as_deref()
+                .and_then(|v| HeaderValue::try_from(v).ok())
+            {
+                req.headers_mut().insert(TRACEPARENT, value);
             }
         }
         ClientResponseFuture {

@@ -61,6 +61,17 @@ impl<OnReq, OnRes> XRayLayer<OnReq, OnRes> {
         self
     }
 
+    /// Continues W3C Trace Context traces: a request without a usable `X-Amzn-Trace-Id` but
+    /// with a valid `traceparent` joins that trace (the W3C trace id becomes the X-Ray trace
+    /// id, the parent span id the segment's parent, the sampled flag the decision). Off by
+    /// default; `X-Amzn-Trace-Id` wins when both are present. See
+    /// [`ServerTracing::accept_w3c`].
+    pub fn accept_w3c(mut self, yes: bool) -> Self {
+        let t = Arc::make_mut(&mut self.tracing);
+        *t = t.clone().accept_w3c(yes);
+        self
+    }
+
     /// Calls `hook` with each sampled request and its segment; see [`OnRequest`].
     ///
     /// [`OnRequest`]: crate::OnRequest
