@@ -546,7 +546,7 @@ fn handle_datagrams(shared: &Shared, batch: &mut Vec<(Vec<u8>, Instant)>) {
         let callbacks = lock(&shared.on_violation).clone();
         for v in &violations {
             for cb in &callbacks {
-                cb(v);
+                guarded("on_violation", || cb(v));
             }
         }
     }
@@ -593,6 +593,13 @@ fn store(shared: &Shared, s: &mut State, c: Checked) {
     }
 }
 
+/// Runs a user callback; a panic in it is logged instead of stopping the collector.
+fn guarded(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        tracing::warn!(callback = what, "xray-local: a callback panicked");
+    }
+}
+
 /// Assembles the traces that went quiet and reports the newly complete ones.
 fn report_complete(shared: &Shared) {
     let mut done = Vec::new();
@@ -619,7 +626,7 @@ fn report_complete(shared: &Shared) {
     let mut subscribers = lock(&shared.subscribers);
     for t in &done {
         for cb in &callbacks {
-            cb(t);
+            guarded("on_trace_complete", || cb(t));
         }
         subscribers.retain(|tx| tx.send(t.clone()).is_ok());
     }

@@ -342,3 +342,15 @@ fn bursts_of_datagrams_are_received_without_loss() {
     assert_eq!(docs.len(), n);
     assert_eq!(c.garbage_count(), 0);
 }
+
+#[test]
+fn a_panicking_callback_does_not_stop_the_collector() {
+    let c = Collector::start().unwrap();
+    c.on_trace_complete(|_| panic!("callback bug"));
+    let rx = c.subscribe();
+    let recorder = c.recorder("svc");
+    recorder.begin_segment("first", None).end();
+    assert_eq!(rx.recv_timeout(WAIT).expect("first").outline(), "first\n");
+    recorder.begin_segment("second", None).end();
+    assert_eq!(rx.recv_timeout(WAIT).expect("second").outline(), "second\n");
+}
