@@ -10,8 +10,11 @@ use std::sync::Arc;
 use super::api::{SamplingRule, SamplingTarget, StatisticsDocument};
 use super::clock::RandomSource;
 use super::counter::{Counts, RuleCounters};
+use super::pattern::Pattern;
 use super::reservoir::take_up_to;
-use super::{host_matches, pattern_matches, SamplingDecision, SamplingRequest};
+#[cfg(test)]
+use super::SamplingDecision;
+use super::SamplingRequest;
 use crate::time::Timestamp;
 
 /// What changes while a rule lives: quota granted by X-Ray, rate, usage, counters. Kept across
@@ -52,17 +55,19 @@ impl RuleState {
 #[derive(Debug)]
 pub(crate) struct CentralRule {
     pub(crate) def: SamplingRule,
+    patterns: [Pattern; 5],
     pub(crate) name: Arc<str>,
     pub(crate) state: Arc<RuleState>,
 }
 
 impl CentralRule {
     fn matches(&self, r: &SamplingRequest<'_>) -> bool {
-        pattern_matches(&self.def.service_name, Some(r.service_name))
-            && pattern_matches(&self.def.service_type, r.service_type)
-            && host_matches(&self.def.host, r.host)
-            && pattern_matches(&self.def.http_method, r.method)
-            && pattern_matches(&self.def.url_path, r.url_path)
+        let [service, service_type, host, method, path] = &self.patterns;
+        service.matches(Some(r.service_name))
+            && service_type.matches(r.service_type)
+            && host.matches_host(r.host)
+            && method.matches(r.method)
+            && path.matches(r.url_path)
     }
 
     fn sample(&self, now: Timestamp, random: &dyn RandomSource) -> bool {
@@ -99,6 +104,7 @@ impl CentralRule {
 #[derive(Debug, Default)]
 pub(crate) struct RuleSet {
     rules: Vec<Arc<CentralRule>>,
+    names: Vec<Arc<str>>,
 }
 
 impl RuleSet {
@@ -131,13 +137,21 @@ impl RuleSet {
                     None => Arc::new(RuleState::new(rate)),
                 };
                 Arc::new(CentralRule {
+                    patterns: [
+                        Pattern::new(&def.service_name),
+                        Pattern::new(&def.service_type),
+                        Pattern::new(&def.host),
+                        Pattern::new(&def.http_method),
+                        Pattern::new(&def.url_path),
+                    ],
                     name: Arc::from(def.rule_name.as_str()),
                     def,
                     state,
                 })
             })
-            .collect();
-        Self { rules }
+            .collect::<Vec<_>>();
+        let names = rules.iter().map(|r| r.name.clone()).collect();
+        Self { rules, names }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -152,18 +166,35 @@ impl RuleSet {
         self.rules.iter().map(|r| r.def.rule_name.clone()).collect()
     }
 
-    /// The decision of the first matching rule, or `None` when no rule matches.
+    /// The index and decision of the first matching rule, or `None` when no rule matches.
     #[inline]
+    pub(crate) fn decide_index(
+        &self,
+        request: &SamplingRequest<'_>,
+        now: Timestamp,
+        random: &dyn RandomSource,
+    ) -> Option<(usize, bool)> {
+        let i = self.rules.iter().position(|r| r.matches(request))?;
+        Some((i, self.rules[i].sample(now, random)))
+    }
+
+    /// The rule names, in matching order.
+    pub(crate) fn name_list(&self) -> &[Arc<str>] {
+        &self.names
+    }
+
+    /// The decision of the first matching rule, or `None` when no rule matches.
+    #[cfg(test)]
     pub(crate) fn decide(
         &self,
         request: &SamplingRequest<'_>,
         now: Timestamp,
         random: &dyn RandomSource,
     ) -> Option<SamplingDecision> {
-        let rule = self.rules.iter().find(|r| r.matches(request))?;
+        let (i, sampled) = self.decide_index(request, now, random)?;
         Some(SamplingDecision {
-            sampled: rule.sample(now, random),
-            rule_name: Some(rule.name.clone()),
+            sampled,
+            rule_name: Some(self.names[i].clone()),
         })
     }
 

@@ -1,29 +1,7 @@
 //! Centralized sampling: rules and quotas from the X-Ray service, through the daemon.
 //!
-//! A background thread (the poller) fetches the rules (`POST /GetSamplingRules`, at start and
-//! then every 300 s plus up to 5 s of jitter, following `NextToken`) and every 10 s (plus up to
-//! 100 ms) reports each rule's statistics and receives its targets (`POST /SamplingTargets`):
-//! a reservoir quota valid until a TTL, and a fixed rate. When an answer says the rules changed
-//! after the last fetch (`LastRuleModification`), the rules are fetched again at once.
-//!
-//! Deciding never waits for the network: the request thread reads the current rule set, finds
-//! the first matching rule (priority, then name) and applies its quota, then its rate.
-//! Until X-Ray grants a quota, or after it expired, a rule with a reservoir borrows one request
-//! per second. Any failure (daemon down, error status, garbage, slow answer) keeps the last
-//! good state; while the daemon has never answered, the fallback [`LocalSampler`] decides.
-//!
-//! ```no_run
-//! use xray_core::daemon::DaemonAddress;
-//! use xray_core::sampling::{CentralizedSampler, LocalSampler};
-//! use xray_core::Recorder;
-//!
-//! let daemon = DaemonAddress::default();
-//! let sampler = CentralizedSampler::new(&daemon, LocalSampler::default());
-//! sampler.start();
-//! let recorder = Recorder::builder().sampler(sampler).build().unwrap();
-//! // ... serve requests ...
-//! recorder.shutdown(std::time::Duration::from_secs(2)); // also stops the poller
-//! ```
+//! See [`CentralizedSampler`]. The rule cache lives in `cache.rs`, the wire shapes in
+//! `api.rs`, the HTTP client in `client.rs`; this file holds the sampler and its poller.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -36,6 +14,7 @@ use super::api::{parse_rules_page, parse_targets, rules_request, targets_request
 use super::cache::{restore_statistics, RuleSet};
 use super::client::post_json;
 use super::clock::{Clock, FastRandom, RandomSource, SystemClock};
+use super::names::{next_owner_id, thread_copy};
 use super::{LocalSampler, Sampler, SamplingDecision, SamplingRequest};
 use crate::daemon::{DaemonAddress, HostPort};
 use crate::time::Timestamp;
@@ -106,7 +85,38 @@ struct Shared {
     target_failures: AtomicU64,
 }
 
-/// A sampler following the rules and quotas X-Ray distributes (see the [module](self) docs).
+/// A sampler following the rules and quotas X-Ray distributes.
+///
+/// A background thread (the poller) fetches the rules (`POST /GetSamplingRules`, at
+/// [`start`](Self::start) and then every 300 s plus up to 5 s of jitter, following
+/// `NextToken`) and every 10 s (plus up to 100 ms) reports each rule's statistics and receives
+/// its targets (`POST /SamplingTargets`): a reservoir quota valid until a TTL, and a fixed
+/// rate. An answer saying the rules changed after the last fetch (`LastRuleModification`)
+/// makes it fetch them again at once.
+///
+/// Deciding never waits for the network: the request thread reads the current rule set, takes
+/// the first matching rule (by priority, then name; on service name, service type, host,
+/// method and URL path) and applies its quota, then its rate. Until X-Ray grants a quota, or
+/// after it expired, a rule with a reservoir borrows one request per second. Any failure
+/// (daemon down, error status, garbage, slow answer) keeps the last good state; while the
+/// daemon has never answered, the fallback [`LocalSampler`] decides (and the rules are asked
+/// for at the statistics interval rather than every 300 s). Rule `Attributes` are not matched.
+///
+/// [`Recorder::shutdown`](crate::Recorder::shutdown) stops the poller (through
+/// [`Sampler::shutdown`]); so does dropping the sampler.
+///
+/// ```no_run
+/// use xray_core::daemon::DaemonAddress;
+/// use xray_core::sampling::{CentralizedSampler, LocalSampler};
+/// use xray_core::Recorder;
+///
+/// let daemon = DaemonAddress::default();
+/// let sampler = CentralizedSampler::new(&daemon, LocalSampler::default());
+/// sampler.start();
+/// let recorder = Recorder::builder().sampler(sampler).build().unwrap();
+/// // ... serve requests ...
+/// recorder.shutdown(std::time::Duration::from_secs(2)); // also stops the poller
+/// ```
 pub struct CentralizedSampler {
     shared: Arc<Shared>,
     poller: Mutex<Option<JoinHandle<()>>>,
@@ -126,10 +136,9 @@ impl CentralizedSampler {
     /// A sampler asking the daemon's TCP address, deciding with `fallback` until the daemon
     /// first answers. Call [`start`](Self::start) to begin polling.
     pub fn new(daemon: &DaemonAddress, fallback: LocalSampler) -> Self {
-        static IDS: AtomicU64 = AtomicU64::new(1);
         Self {
             shared: Arc::new(Shared {
-                id: IDS.fetch_add(1, Ordering::Relaxed),
+                id: next_owner_id(),
                 config: Config {
                     daemon: daemon.tcp.clone(),
                     rules_interval: DEFAULT_RULES_INTERVAL,
@@ -294,12 +303,19 @@ impl Sampler for CentralizedSampler {
         let s = &*self.shared;
         let now = s.clock.now();
         let generation = s.generation.load(Ordering::Acquire);
+        let decide = |generation: u64, set: &RuleSet| {
+            set.decide_index(request, now, &*s.random)
+                .map(|(i, sampled)| SamplingDecision {
+                    sampled,
+                    rule_name: Some(thread_copy(s.id, generation, i, set.name_list())),
+                })
+        };
         let fast = CACHED
             .try_with(|c| {
                 let c = c.try_borrow().ok()?;
                 match &*c {
                     Some(k) if k.owner == s.id && k.generation == generation => {
-                        Some(k.set.decide(request, now, &*s.random))
+                        Some(decide(generation, &k.set))
                     }
                     _ => None,
                 }
@@ -310,7 +326,7 @@ impl Sampler for CentralizedSampler {
             Some(d) => d,
             None => {
                 let (generation, set) = s.current_with_generation();
-                let d = set.decide(request, now, &*s.random);
+                let d = decide(generation, &set);
                 let _ = CACHED.try_with(|c| {
                     if let Ok(mut c) = c.try_borrow_mut() {
                         *c = Some(Cached {

@@ -4,8 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::clock::{Clock, FastRandom, RandomSource, SystemClock};
+use super::names::{next_owner_id, thread_copy};
+use super::pattern::Pattern;
 use super::rules::{DefaultRule, LocalRules, RulesError};
-use super::{host_matches, pattern_matches, Reservoir, Sampler, SamplingDecision, SamplingRequest};
+use super::{Reservoir, Sampler, SamplingDecision, SamplingRequest};
 
 /// One local sampling rule: which requests it applies to, and how many of them it samples.
 ///
@@ -75,12 +77,6 @@ impl LocalRule {
         self.description = Some(text.into());
         self
     }
-
-    fn matches(&self, request: &SamplingRequest<'_>) -> bool {
-        host_matches(&self.host, request.host)
-            && pattern_matches(&self.http_method, request.method)
-            && pattern_matches(&self.url_path, request.url_path)
-    }
 }
 
 pub(crate) fn clamp_rate(rate: f64) -> f64 {
@@ -94,17 +90,28 @@ pub(crate) fn clamp_rate(rate: f64) -> f64 {
 #[derive(Debug)]
 struct ActiveRule {
     rule: LocalRule,
-    name: Arc<str>,
+    host: Pattern,
+    method: Pattern,
+    path: Pattern,
     reservoir: Reservoir,
 }
 
 impl ActiveRule {
-    fn new(rule: LocalRule, name: Arc<str>) -> Self {
+    fn new(rule: LocalRule) -> Self {
         Self {
+            host: Pattern::new(&rule.host),
+            method: Pattern::new(&rule.http_method),
+            path: Pattern::new(&rule.url_path),
             reservoir: Reservoir::new(rule.fixed_target),
             rule,
-            name,
         }
+    }
+
+    #[inline]
+    fn matches(&self, request: &SamplingRequest<'_>) -> bool {
+        self.host.matches_host(request.host)
+            && self.method.matches(request.method)
+            && self.path.matches(request.url_path)
     }
 }
 
@@ -127,8 +134,11 @@ impl ActiveRule {
 /// ```
 #[derive(Debug)]
 pub struct LocalSampler {
+    id: u64,
     rules: Vec<ActiveRule>,
     default: ActiveRule,
+    /// Rule names in order, then the default's.
+    names: Vec<Arc<str>>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
 }
@@ -138,8 +148,10 @@ impl LocalSampler {
     /// 1.0) of the rest.
     pub fn new(fixed_target: u32, rate: f64) -> Self {
         Self {
+            id: next_owner_id(),
             rules: Vec::new(),
-            default: ActiveRule::new(LocalRule::new(fixed_target, rate), Arc::from("Default")),
+            names: vec![Arc::from("Default")],
+            default: ActiveRule::new(LocalRule::new(fixed_target, rate)),
             clock: Arc::new(SystemClock),
             random: Arc::new(FastRandom),
         }
@@ -171,7 +183,8 @@ impl LocalSampler {
             Some(d) if !d.is_empty() => Arc::from(d.as_str()),
             _ => Arc::from(format!("rules[{}]", self.rules.len())),
         };
-        self.rules.push(ActiveRule::new(rule, name));
+        self.names.insert(self.rules.len(), name);
+        self.rules.push(ActiveRule::new(rule));
         self
     }
 
@@ -210,17 +223,24 @@ impl Default for LocalSampler {
 
 impl Sampler for LocalSampler {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
-        let active = self
+        let index = self
             .rules
             .iter()
-            .find(|r| r.rule.matches(request))
-            .unwrap_or(&self.default);
+            .position(|r| r.matches(request))
+            .unwrap_or(self.rules.len());
+        let active = self.rules.get(index).unwrap_or(&self.default);
         let rate = active.rule.rate;
         let sampled = active.reservoir.take(self.clock.now().as_secs())
             || (rate > 0.0 && self.random.next_f64() < rate);
         SamplingDecision {
             sampled,
-            rule_name: Some(active.name.clone()),
+            // The rule count changes only while building, so it tells the name lists apart.
+            rule_name: Some(thread_copy(
+                self.id,
+                self.rules.len() as u64,
+                index,
+                &self.names,
+            )),
         }
     }
 }

@@ -27,8 +27,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::naming::{strip_port, wildcard_match};
-
 mod api;
 mod cache;
 mod cap;
@@ -37,6 +35,8 @@ mod client;
 pub mod clock;
 mod counter;
 mod local;
+mod names;
+mod pattern;
 mod reservoir;
 mod rules;
 mod sqs;
@@ -50,18 +50,6 @@ pub use local::{LocalRule, LocalSampler};
 pub use reservoir::Reservoir;
 pub use rules::{DefaultRule, LocalRules, RulesError};
 pub use sqs::sqs_message_sampled;
-
-/// Whether `value` (absent: the empty string) matches a rule pattern.
-#[inline]
-pub(crate) fn pattern_matches(pattern: &str, value: Option<&str>) -> bool {
-    pattern == "*" || wildcard_match(pattern, value.unwrap_or(""))
-}
-
-/// Like [`pattern_matches`], ignoring a port on the host.
-#[inline]
-pub(crate) fn host_matches(pattern: &str, host: Option<&str>) -> bool {
-    pattern == "*" || wildcard_match(pattern, host.map(strip_port).unwrap_or(""))
-}
 
 /// What a sampler is told about a request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
