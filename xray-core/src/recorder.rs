@@ -112,6 +112,8 @@ struct Inner {
     xray_block: Value,
     service_block: Map<String, Value>,
     environment: RwLock<Arc<RuntimeEnvironment>>,
+    /// Set once the plugins have run (immediately when there are none).
+    plugins_done: (Mutex<bool>, std::sync::Condvar),
 }
 
 /// Records segments and hands them to an emitter.
@@ -220,6 +222,17 @@ impl Recorder {
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(env);
     }
 
+    /// Waits until the plugins have looked at the environment, at most `timeout`. Returns
+    /// true when they are done (at once when none were enabled).
+    pub fn wait_for_plugins(&self, timeout: Duration) -> bool {
+        let (lock, cond) = &self.inner.plugins_done;
+        let g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = cond
+            .wait_timeout_while(g, timeout, |done| !*done)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
     /// What plugins found about the runtime environment.
     pub fn runtime_environment(&self) -> Arc<RuntimeEnvironment> {
         self.inner
@@ -306,6 +319,12 @@ impl Recorder {
         )
     }
 
+    fn mark_plugins_done(&self) {
+        let (lock, cond) = &self.inner.plugins_done;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cond.notify_all();
+    }
+
     pub(crate) fn emit(&self, doc: Document) {
         self.inner.emitter.emit(doc)
     }
@@ -344,6 +363,8 @@ pub struct RecorderBuilder {
     enabled: Option<bool>,
     ignore_env: bool,
     ignore_invalid: bool,
+    plugins: Vec<crate::plugins::Plugin>,
+    plugin_sources: Option<crate::plugins::PluginSources>,
 }
 
 impl fmt::Debug for RecorderBuilder {
@@ -430,6 +451,19 @@ impl RecorderBuilder {
         self
     }
 
+    /// Detects where the service runs (see [`plugins`](crate::plugins)); resolved in the
+    /// background after `build`.
+    pub fn plugins(mut self, plugins: impl IntoIterator<Item = crate::plugins::Plugin>) -> Self {
+        self.plugins.extend(plugins);
+        self
+    }
+
+    /// Where the plugins look (metadata endpoints, files); defaults to the real locations.
+    pub fn plugin_sources(mut self, sources: crate::plugins::PluginSources) -> Self {
+        self.plugin_sources = Some(sources);
+        self
+    }
+
     /// Ignores the environment variables; for tests that must not depend on them.
     pub fn ignore_env(mut self) -> Self {
         self.ignore_env = true;
@@ -506,7 +540,7 @@ impl RecorderBuilder {
             "runtime_version".into(),
             Value::String(env!("XRAY_RUSTC_VERSION").into()),
         );
-        Recorder {
+        let recorder = Recorder {
             inner: Arc::new(Inner {
                 service_name,
                 enabled,
@@ -519,7 +553,28 @@ impl RecorderBuilder {
                 xray_block: json!({"sdk": SDK_NAME, "sdk_version": SDK_VERSION}),
                 service_block,
                 environment: RwLock::new(Arc::new(RuntimeEnvironment::default())),
+                plugins_done: (
+                    Mutex::new(self.plugins.is_empty()),
+                    std::sync::Condvar::new(),
+                ),
             }),
+        };
+        if !self.plugins.is_empty() {
+            let plugins = self.plugins;
+            let sources = self.plugin_sources.unwrap_or_default();
+            let r = recorder.clone();
+            let spawned = std::thread::Builder::new()
+                .name("xray-plugins".into())
+                .spawn(move || {
+                    let env = crate::plugins::resolve(&plugins, &sources);
+                    r.set_runtime_environment(env);
+                    r.mark_plugins_done();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start X-Ray plugin resolution");
+                recorder.mark_plugins_done();
+            }
         }
+        recorder
     }
 }
