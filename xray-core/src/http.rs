@@ -175,7 +175,10 @@ impl ServerTracing {
         }
         let value = req.traceparent?;
         match crate::w3c::from_traceparent(value) {
-            Ok(h) => Some(h),
+            Ok(h) => {
+                warn_once_if_not_xray_epoch(&h);
+                Some(h)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring unusable traceparent header; starting a new trace");
                 None
@@ -223,6 +226,26 @@ impl ServerTracing {
     pub fn end(&self, segment: &Entity, status: u16, content_length: Option<u64>) {
         segment.set_http_response(status, content_length);
         segment.end();
+    }
+}
+
+/// X-Ray refuses trace ids whose first 32 bits are not a recent epoch second; randomly drawn
+/// W3C ids (the OpenTelemetry default) almost never are. Said once per process: the fix is on
+/// the caller's side (an X-Ray id generator), and the trace is still continued as is.
+fn warn_once_if_not_xray_epoch(header: &TraceHeader) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let Some(root) = header.root else { return };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let epoch = u64::from(root.epoch_seconds());
+    let plausible = epoch <= now + 300 && now.saturating_sub(epoch) <= 30 * 24 * 3600;
+    if !plausible && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            trace_id = %root,
+            "traceparent trace id does not start with a recent epoch second, so X-Ray will refuse \
+             this trace; configure the caller's OpenTelemetry SDK with an X-Ray id generator"
+        );
     }
 }
 

@@ -13,8 +13,8 @@ use tracing::{debug_span, info_span, instrument, Instrument};
 use tracing_subscriber::layer::SubscriberExt;
 use xray_core::FutureExt;
 use xray_local::Collector;
-use xray_tracing::{FieldMapping, SubsegmentLayer};
 use xray_tower::XRayLayer;
+use xray_tracing::{FieldMapping, SubsegmentLayer};
 
 use common::{all_names, child, names, serve, WAIT};
 
@@ -101,9 +101,17 @@ async fn nested_instrumented_functions_become_the_matching_subsegment_tree() {
     assert_eq!(names(child(load, "audit")), ["audit_write"]);
     // Every subsegment ended, inside its parent's time range.
     segment.walk(&mut |d| {
-        assert!(d.end_time.is_some() && !d.in_progress, "{} left open", d.name);
+        assert!(
+            d.end_time.is_some() && !d.in_progress,
+            "{} left open",
+            d.name
+        );
         for s in &d.subsegments {
-            assert!(s.start_time >= d.start_time && s.end_time <= d.end_time, "{}", s.name);
+            assert!(
+                s.start_time >= d.start_time && s.end_time <= d.end_time,
+                "{}",
+                s.name
+            );
         }
     });
 }
@@ -125,7 +133,11 @@ async fn span_fields_become_annotations_and_metadata_as_mapped() {
         .contains_key("tenant"));
     assert!(load.annotations.get("xray.order_id").is_none());
     assert_eq!(collector.garbage_count(), 0);
-    assert!(collector.violations().is_empty(), "{:?}", collector.violations());
+    assert!(
+        collector.violations().is_empty(),
+        "{:?}",
+        collector.violations()
+    );
 }
 
 #[derive(Debug)]

@@ -21,7 +21,13 @@ pub fn child<'a>(doc: &'a Document, name: &str) -> &'a Document {
     doc.subsegments
         .iter()
         .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no subsegment {name:?} under {:?}: {:?}", doc.name, names(doc)))
+        .unwrap_or_else(|| {
+            panic!(
+                "no subsegment {name:?} under {:?}: {:?}",
+                doc.name,
+                names(doc)
+            )
+        })
 }
 
 /// Names of the direct subsegments.
