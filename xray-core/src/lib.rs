@@ -56,6 +56,7 @@ pub mod naming;
 pub mod plugins;
 mod recorder;
 pub mod sampling;
+pub mod sqs;
 pub mod time;
 pub mod w3c;
 
