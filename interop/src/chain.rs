@@ -14,6 +14,10 @@ use crate::middle::{Framework, MiddleService};
 use crate::peer::PeerProcess;
 use crate::WAIT;
 
+/// How long a peer may take to start and print its port (Python and Node start slowly on a
+/// busy machine).
+const PEER_START: Duration = Duration::from_secs(30);
+
 /// The segment name of the Python SDK client.
 pub const PYTHON_CLIENT: &str = "python-client";
 
@@ -143,12 +147,12 @@ impl Chain {
                 cmd.arg(env::peer_script("node_callee.js"))
                     .arg(&daemon)
                     .env("NODE_PATH", modules);
-                PeerProcess::start("node-callee", peer_env(cmd), WAIT)
+                PeerProcess::start("node-callee", peer_env(cmd), PEER_START)
             }
             Callee::Flask => {
                 let mut cmd = Command::new(&python);
                 cmd.arg(env::peer_script("flask_callee.py")).arg(&daemon);
-                PeerProcess::start("flask-callee", peer_env(cmd), WAIT)
+                PeerProcess::start("flask-callee", peer_env(cmd), PEER_START)
             }
         };
         let recorder = recorder(&collector);
