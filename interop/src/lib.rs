@@ -15,6 +15,25 @@
 //! - [`chain`]: a whole chain (Python client, our service, Node or Flask callee) and the
 //!   documents of one trace;
 //! - [`xray_api`]: a small client of the X-Ray API, and the round trip check.
+//!
+//! # Running
+//!
+//! `scripts/test` installs the peers, starts moto's server and runs everything with
+//! `XRAY_REQUIRE_PEERS=1`. By hand: `eval "$(scripts/setup-peers)"`, start
+//! `$XRAY_TEST_MOTO -H 127.0.0.1 -p PORT`, export `XRAY_TEST_MOTO_ENDPOINT=http://127.0.0.1:PORT`,
+//! then `cargo test -p interop`. A missing peer skips its tests with a loud message.
+//!
+//! # What reaches the X-Ray API
+//!
+//! Every document received by the collectors of this crate's tests goes through
+//! `PutTraceSegments` and `BatchGetTraces` (and xray-local's validator): the chains (ours and
+//! the peers' documents), every shape the recorder writes (HTTP, AWS, SQL, causes with source
+//! chains, panics, annotations of every type, metadata namespaces, nested and independent
+//! subsegments, a streamed segment of 100 subsegments, a continued trace), and what the axum,
+//! actix and reqwest adapters write for 2xx/4xx/429/5xx/panics/refused calls/unknown routes.
+//! Unsampled traces are checked to be unknown to the API. The tests of the other crates send
+//! their documents to their own collectors only, which validate them but do not forward them
+//! to the API.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms, missing_debug_implementations, unreachable_pub)]
