@@ -152,7 +152,9 @@ where
             }
             None => context::current(),
         };
-        let Some(parent) = parent else {
+        // Unsampled traces record nothing: the parent stays current inside the span, and
+        // outbound calls still carry its trace id with `Sampled=0`.
+        let Some(parent) = parent.filter(Entity::is_sampled) else {
             return;
         };
         let Some(span) = ctx.span(id) else {
