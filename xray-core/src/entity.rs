@@ -62,6 +62,8 @@ impl Namespace {
 pub(crate) struct Trace {
     pub(crate) recorder: Recorder,
     pub(crate) trace_id: TraceId,
+    /// The segment's id (the facade's id for Lambda invocations).
+    pub(crate) segment_id: EntityId,
     pub(crate) sampled: bool,
     /// The caller sent `Sampled=?` and wants the decision back.
     pub(crate) sampled_requested: bool,
@@ -160,6 +162,7 @@ impl Entity {
         let trace = Arc::new(Trace {
             recorder,
             trace_id: p.trace_id,
+            segment_id: id,
             sampled: p.sampled,
             sampled_requested: p.sampled_requested,
             extra: p.extra,
@@ -209,11 +212,9 @@ impl Entity {
         &self.trace.recorder
     }
 
-    /// The id of the segment this entity belongs to.
-    pub fn segment_id(&self) -> Option<EntityId> {
-        let state = self.trace.state.as_ref()?;
-        let s = lock(state);
-        s.nodes.first().map(|n| n.doc.id)
+    /// The id of the segment this entity belongs to (lock-free).
+    pub fn segment_id(&self) -> EntityId {
+        self.trace.segment_id
     }
 
     /// The trace header to send on an outbound call made from this entity:
@@ -309,6 +310,8 @@ impl Entity {
         let state = self.trace.state.as_ref()?;
         let mut s = lock(state);
         if !s.is_live(self.idx, self.id) || (self.idx == ROOT && s.root_emitted) {
+            drop(s);
+            // Logged after the lock is released: a `tracing` layer may call back into entities.
             tracing::debug!(id = %self.id, "entity already sent; change ignored");
             return None;
         }

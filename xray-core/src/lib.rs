@@ -52,6 +52,7 @@ pub mod header;
 pub mod http;
 mod httpc;
 pub mod id;
+mod json;
 pub mod naming;
 pub mod plugins;
 mod recorder;

@@ -37,8 +37,7 @@ pub fn encode_datagrams(doc: Document, budget: usize) -> Encoded {
 fn serialize(doc: &Document) -> Vec<u8> {
     let mut buf = Vec::with_capacity(DATAGRAM_HEADER.len() + 512);
     buf.extend_from_slice(DATAGRAM_HEADER.as_bytes());
-    // Writing into a Vec cannot fail and every key is a string.
-    let _ = serde_json::to_writer(&mut buf, doc);
+    doc.write_json(&mut buf);
     buf
 }
 
