@@ -511,6 +511,7 @@ struct Checked {
 
 fn check(bytes: Vec<u8>, at: Instant, violations: &mut Vec<Violation>) -> Checked {
     let (found, body) = check_datagram(&bytes);
+    let valid = found.is_empty();
     for v in &found {
         tracing::warn!(violation = %v, "xray-local: invalid segment document");
     }
@@ -519,6 +520,9 @@ fn check(bytes: Vec<u8>, at: Instant, violations: &mut Vec<Violation>) -> Checke
     let document = body
         .filter(|_| bytes.starts_with(DATAGRAM_HEADER.as_bytes()))
         .and_then(|v| Document::deserialize(&v).ok());
+    if document.is_some() {
+        crate::document_log::record(&bytes, valid);
+    }
     Checked {
         bytes,
         at,

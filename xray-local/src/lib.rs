@@ -29,6 +29,7 @@
 #![warn(rust_2018_idioms, missing_debug_implementations, unreachable_pub)]
 
 pub mod collector;
+pub mod document_log;
 pub mod forward;
 pub mod render;
 pub mod sampling_api;
