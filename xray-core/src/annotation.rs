@@ -79,6 +79,20 @@ impl From<&String> for AnnotationValue {
     }
 }
 
+/// The longest string value X-Ray indexes, in characters; longer values are cut to it.
+pub const MAX_STRING_VALUE_CHARS: usize = 1000;
+
+/// Cuts a string value to [`MAX_STRING_VALUE_CHARS`]; `true` when it was cut.
+pub(crate) fn fit_string_value(value: &mut AnnotationValue) -> bool {
+    if let AnnotationValue::String(s) = value {
+        if let Some((i, _)) = s.char_indices().nth(MAX_STRING_VALUE_CHARS) {
+            s.truncate(i);
+            return true;
+        }
+    }
+    false
+}
+
 /// True for keys X-Ray accepts: 1 to 500 ASCII letters, digits and underscores.
 pub fn is_valid_annotation_key(key: &str) -> bool {
     !key.is_empty()
@@ -100,6 +114,15 @@ mod tests {
         assert!(!is_valid_annotation_key("user-id"));
         assert!(!is_valid_annotation_key("user.id"));
         assert!(!is_valid_annotation_key("clé"));
+    }
+
+    #[test]
+    fn long_string_values_are_cut_on_a_character_boundary() {
+        let mut v = AnnotationValue::from("é".repeat(1500));
+        assert!(fit_string_value(&mut v));
+        assert_eq!(v, AnnotationValue::from("é".repeat(1000)));
+        let mut short = AnnotationValue::from("ok");
+        assert!(!fit_string_value(&mut short));
     }
 
     #[test]

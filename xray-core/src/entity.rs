@@ -331,7 +331,15 @@ impl Entity {
             );
             return;
         }
-        let Some(value) = value.into().to_json() else {
+        let mut value = value.into();
+        if crate::annotation::fit_string_value(&mut value) {
+            tracing::warn!(
+                key,
+                "annotation value longer than {} characters; cut to fit",
+                crate::annotation::MAX_STRING_VALUE_CHARS
+            );
+        }
+        let Some(value) = value.to_json() else {
             tracing::warn!(key, "annotation value is not a finite number; dropped");
             return;
         };

@@ -79,7 +79,12 @@ impl<'a> IncomingRequest<'a> {
         Self {
             method: method.as_str(),
             scheme: uri.scheme_str(),
-            host: h(http::header::HOST).or_else(|| uri.authority().map(|a| a.as_str())),
+            // Without a Host header the request target's authority is the host; it may carry
+            // `user:password@`, which is never recorded.
+            host: h(http::header::HOST).or_else(|| {
+                uri.authority()
+                    .map(|a| a.as_str().rsplit('@').next().unwrap_or_default())
+            }),
             path_and_query: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
             user_agent: h(http::header::USER_AGENT),
             x_forwarded_for: headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
@@ -440,6 +445,15 @@ pub fn fail_outbound_message(call: &OutboundCall, message: &str, type_name: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authority_userinfo_never_becomes_the_host() {
+        let req = http::Request::get("http://user:secret@example.com:8080/p")
+            .body(())
+            .unwrap();
+        let inc = IncomingRequest::from_http(&req);
+        assert_eq!(inc.host, Some("example.com:8080"));
+    }
 
     #[test]
     fn userinfo_is_stripped() {
