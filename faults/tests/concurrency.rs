@@ -73,7 +73,10 @@ fn misattributed(doc: &Document, request: &Value) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_requests_lose_and_misattribute_nothing() {
-    let collector = Collector::builder().max_traces(REQUESTS * 2).start().unwrap();
+    let collector = Collector::builder()
+        .max_traces(REQUESTS * 2)
+        .start()
+        .unwrap();
     let recorder = udp_recorder(&collector.daemon_address(), REQUESTS * 2);
     let gauge = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let g = gauge.clone();
@@ -101,7 +104,10 @@ async fn ten_thousand_concurrent_requests_lose_and_misattribute_nothing() {
         t.await.unwrap();
     }
     let in_flight = gauge.1.load(Ordering::SeqCst);
-    assert!(in_flight >= 100, "requests did not overlap: at most {in_flight} at once");
+    assert!(
+        in_flight >= 100,
+        "requests did not overlap: at most {in_flight} at once"
+    );
 
     let segs = segments(&collector, REQUESTS);
     let stats = recorder.emitter_stats();
@@ -110,15 +116,26 @@ async fn ten_thousand_concurrent_requests_lose_and_misattribute_nothing() {
     let mut seen = HashSet::new();
     let mut wrong = 0;
     for doc in &segs {
-        let request = doc.annotations.get("request").expect("segment annotation").clone();
+        let request = doc
+            .annotations
+            .get("request")
+            .expect("segment annotation")
+            .clone();
         assert!(seen.insert(request.to_string()), "request {request} twice");
         let mut n = Vec::new();
         names(doc, &mut n);
         n.sort();
-        assert_eq!(n, ["inner", "left", "outer", "right", "spawned"], "{request}");
+        assert_eq!(
+            n,
+            ["inner", "left", "outer", "right", "spawned"],
+            "{request}"
+        );
         wrong += misattributed(doc, &request);
     }
-    assert_eq!(wrong, 0, "subsegments attached to another request's segment");
+    assert_eq!(
+        wrong, 0,
+        "subsegments attached to another request's segment"
+    );
     assert_eq!(seen.len(), REQUESTS);
     assert_no_violations(&collector);
     eprintln!("10k concurrent: at most {in_flight} handlers at once; {stats:?}");
@@ -165,7 +182,9 @@ async fn thousand_subsegment_request_arrives_whole_in_datagrams_under_64000_byte
     // 1 segment + 1000 steps + 500 groups.
     assert_eq!(trace.len(), 1501, "entities in the assembled trace");
     for i in 0..1000 {
-        let step = trace.find(&format!("step-{i}")).expect("every step arrives");
+        let step = trace
+            .find(&format!("step-{i}"))
+            .expect("every step arrives");
         assert_eq!(step.annotation("index"), Some(&Value::from(i)));
         let parent = trace.parent_of(step.id()).expect("parent found");
         assert_eq!(parent.name(), if i % 2 == 0 { "faults" } else { "group" });
@@ -173,10 +192,19 @@ async fn thousand_subsegment_request_arrives_whole_in_datagrams_under_64000_byte
     assert_datagrams_fit(&collector);
     assert_no_violations(&collector);
     let stats = recorder.emitter_stats();
-    assert_eq!((stats.dropped, stats.errors, stats.trimmed), (0, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.dropped, stats.errors, stats.trimmed),
+        (0, 0, 0),
+        "{stats:?}"
+    );
     eprintln!(
         "1000 subsegments: {} datagrams, largest {} bytes; {stats:?}",
         collector.received().len(),
-        collector.received().iter().map(|r| r.bytes.len()).max().unwrap()
+        collector
+            .received()
+            .iter()
+            .map(|r| r.bytes.len())
+            .max()
+            .unwrap()
     );
 }

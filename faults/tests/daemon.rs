@@ -34,7 +34,9 @@ async fn serve_requests(recorder: &Recorder, n: usize) {
         let reply = http_get(addr, "/work", &[]).await;
         assert_eq!(reply.status, 200);
         assert_eq!(&reply.body[..], b"done");
-        assert!(reply.trace_header().is_some_and(|h| h.starts_with("Root=1-")));
+        assert!(reply
+            .trace_header()
+            .is_some_and(|h| h.starts_with("Root=1-")));
     }
 }
 
@@ -58,7 +60,10 @@ async fn daemon_port_answering_icmp_unreachable_never_reaches_requests() {
         std::thread::sleep(Duration::from_millis(10));
         probe.send(b"probe").is_err()
     });
-    assert!(refused, "the closed port did not answer with ICMP unreachable");
+    assert!(
+        refused,
+        "the closed port did not answer with ICMP unreachable"
+    );
 
     let recorder = udp_recorder(&format!("127.0.0.1:{port}"), 2048);
     serve_requests(&recorder, 200).await;

@@ -18,7 +18,11 @@ use xray_tower::XRayLayer;
 
 fn exception_messages(doc: &Document) -> Vec<String> {
     match &doc.cause {
-        Some(Cause::Exceptions(c)) => c.exceptions.iter().filter_map(|e| e.message.clone()).collect(),
+        Some(Cause::Exceptions(c)) => c
+            .exceptions
+            .iter()
+            .filter_map(|e| e.message.clone())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -62,7 +66,9 @@ async fn request_cancelled_mid_handler_closes_segment_and_open_subsegment() {
     assert!(seg.end_time.is_some() && !seg.in_progress, "{seg:?}");
     assert!(seg.error, "client going away is an error: {seg:?}");
     assert!(
-        exception_messages(seg).iter().any(|m| m.contains("dropped")),
+        exception_messages(seg)
+            .iter()
+            .any(|m| m.contains("dropped")),
         "{:?}",
         seg.cause
     );
@@ -74,7 +80,10 @@ async fn request_cancelled_mid_handler_closes_segment_and_open_subsegment() {
         .expect("the trace completes: nothing stays in progress");
     let waiting = trace.find("waiting").expect("the subsegment arrives");
     assert!(!waiting.is_in_progress() && waiting.end_time().is_some());
-    assert_eq!(trace.parent_of(waiting.id()).map(|p| p.name()), Some("faults"));
+    assert_eq!(
+        trace.parent_of(waiting.id()).map(|p| p.name()),
+        Some("faults")
+    );
     assert_no_violations(&collector);
     assert_eq!(http_get(addr, "/ok", &[]).await.status, 200);
 }
@@ -103,7 +112,10 @@ async fn panic_inside_a_subsegment_faults_both_and_the_server_keeps_serving() {
     let req = http::Request::get(format!("http://{addr}/panic"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    assert!(send(&client(), req).await.is_err(), "the connection is dropped");
+    assert!(
+        send(&client(), req).await.is_err(),
+        "the connection is dropped"
+    );
     let segs = segments(&collector, 1);
     let seg = &segs[0];
     assert!(seg.fault, "{seg:?}");

@@ -40,7 +40,11 @@ async fn one_mebibyte_trace_header_is_read_up_to_the_cap() {
     assert_eq!(reply.status, 200);
     let answered = reply.trace_header().unwrap();
     assert!(answered.starts_with(&format!("Root={root}")), "{answered}");
-    assert!(answered.len() <= 1024, "answer header is {} bytes", answered.len());
+    assert!(
+        answered.len() <= 1024,
+        "answer header is {} bytes",
+        answered.len()
+    );
     let segs = segments(&collector, 1);
     assert_eq!(segs[0].trace_id.unwrap().to_string(), root);
     assert_no_violations(&collector);
@@ -79,14 +83,22 @@ async fn binary_and_non_utf8_header_values_are_served_and_not_recorded() {
 async fn ten_thousand_repeated_trace_headers_use_the_first() {
     let root = root();
     let (collector, _r, addr) = setup().await;
-    let mut raw = format!("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-Amzn-Trace-Id: Root={root}\r\n");
+    let mut raw = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-Amzn-Trace-Id: Root={root}\r\n"
+    );
     for i in 0..10_000 {
-        raw.push_str(&format!("X-Amzn-Trace-Id: Root={}-{i:024x}\r\n", &root[..10]));
+        raw.push_str(&format!(
+            "X-Amzn-Trace-Id: Root={}-{i:024x}\r\n",
+            &root[..10]
+        ));
     }
     raw.push_str("\r\n");
     assert_eq!(raw_request(addr, raw.as_bytes()).await, Some(200));
     // And 10 000 repeated keys inside one value.
-    let value = format!("Root={root};Sampled=1;{}", "Sampled=0;Root=x;".repeat(10_000));
+    let value = format!(
+        "Root={root};Sampled=1;{}",
+        "Sampled=0;Root=x;".repeat(10_000)
+    );
     let reply = http_get(addr, "/", &[("x-amzn-trace-id", value.as_bytes())]).await;
     assert_eq!(reply.status, 200);
     let segs = segments(&collector, 2);
@@ -109,7 +121,11 @@ async fn nul_and_control_bytes_are_refused_by_the_server_which_keeps_serving() {
     }
     assert_eq!(http_get(addr, "/", &[]).await.status, 200);
     let segs = segments(&collector, 1);
-    assert_eq!(segs.len(), 1, "refused requests reach no handler and record nothing");
+    assert_eq!(
+        segs.len(),
+        1,
+        "refused requests reach no handler and record nothing"
+    );
     assert_no_violations(&collector);
 }
 
@@ -127,7 +143,11 @@ async fn huge_user_agent_and_host_are_trimmed_and_counted() {
     let segs = segments(&collector, 1);
     let request = segs[0].http.request.as_ref().unwrap();
     assert!(request.user_agent.as_ref().unwrap().len() < 64_000);
-    assert!(recorder.emitter_stats().trimmed >= 1, "{:?}", recorder.emitter_stats());
+    assert!(
+        recorder.emitter_stats().trimmed >= 1,
+        "{:?}",
+        recorder.emitter_stats()
+    );
     assert_datagrams_fit(&collector);
     assert_no_violations(&collector);
 }
@@ -178,7 +198,11 @@ async fn hostile_annotation_and_metadata_values_never_panic_and_stay_valid() {
     let segs = segments(&collector, 1);
     let keys: Vec<&String> = segs[0].annotations.keys().collect();
     assert_eq!(keys, ["ok"], "only the valid annotation is kept");
-    assert!(recorder.emitter_stats().trimmed >= 1, "{:?}", recorder.emitter_stats());
+    assert!(
+        recorder.emitter_stats().trimmed >= 1,
+        "{:?}",
+        recorder.emitter_stats()
+    );
     assert_datagrams_fit(&collector);
     assert_no_violations(&collector);
 }

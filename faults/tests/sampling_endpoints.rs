@@ -37,7 +37,8 @@ fn hang(mut s: std::net::TcpStream) {
 fn garbage(mut s: std::net::TcpStream) {
     let mut buf = [0u8; 4096];
     let _ = s.read(&mut buf);
-    let mut body = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n".to_vec();
+    let mut body =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n".to_vec();
     body.extend((0..64u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
     let _ = s.write_all(&body);
 }
@@ -56,18 +57,17 @@ fn wrong_json(mut s: std::net::TcpStream) {
 async fn served_with_broken_sampling(answer: fn(std::net::TcpStream)) {
     let port = fake_daemon(answer);
     let collector = Collector::start().unwrap();
-    let daemon = format!(
-        "tcp:127.0.0.1:{port} udp:{}",
-        collector.daemon_address()
+    let daemon = format!("tcp:127.0.0.1:{port} udp:{}", collector.daemon_address());
+    let sampler = Arc::new(
+        CentralizedSampler::new(
+            &daemon.parse().unwrap(),
+            // The fallback samples everything, so the documents show who decided.
+            LocalSampler::new(0, 1.0),
+        )
+        .with_timeout(Duration::from_millis(300))
+        .with_targets_interval(Duration::from_millis(50))
+        .with_rules_interval(Duration::from_millis(50)),
     );
-    let sampler = Arc::new(CentralizedSampler::new(
-        &daemon.parse().unwrap(),
-        // The fallback samples everything, so the documents show who decided.
-        LocalSampler::new(0, 1.0),
-    )
-    .with_timeout(Duration::from_millis(300))
-    .with_targets_interval(Duration::from_millis(50))
-    .with_rules_interval(Duration::from_millis(50)));
     sampler.start();
     let recorder = Recorder::builder()
         .service_name("faults")

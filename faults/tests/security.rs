@@ -49,7 +49,11 @@ async fn authorization_cookies_bodies_and_query_never_reach_the_wire_by_default(
         .unwrap();
     let reply = send(&client(), req).await.unwrap();
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.body, format!("password={SECRET}"), "the body went through");
+    assert_eq!(
+        reply.body,
+        format!("password={SECRET}"),
+        "the body went through"
+    );
     let segs = segments(&collector, 1);
     let url = segs[0].http.request.as_ref().unwrap().url.clone().unwrap();
     assert!(url.ends_with("/login"), "{url}");

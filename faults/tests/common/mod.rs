@@ -69,10 +69,7 @@ pub async fn serve(app: Router) -> SocketAddr {
                 });
             tokio::spawn(async move {
                 let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder
-                    .http1()
-                    .max_buf_size(8 << 20)
-                    .max_headers(20_000);
+                builder.http1().max_buf_size(8 << 20).max_headers(20_000);
                 builder.http2().max_concurrent_streams(20_000);
                 let _ = builder
                     .serve_connection(TokioIo::new(socket), TowerToHyperService::new(svc))
@@ -172,7 +169,10 @@ pub fn segments(collector: &Collector, n: usize) -> Vec<Document> {
 /// Fails with every rule violation the collector found in what it received.
 pub fn assert_no_violations(collector: &Collector) {
     let v = collector.violations();
-    assert!(v.is_empty(), "documents the X-Ray service would refuse: {v:#?}");
+    assert!(
+        v.is_empty(),
+        "documents the X-Ray service would refuse: {v:#?}"
+    );
     assert_eq!(collector.garbage_count(), 0, "malformed datagrams received");
 }
 
