@@ -93,8 +93,6 @@ async fn userinfo_in_an_absolute_form_request_target_is_not_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: IncomingRequest::from_parts falls back to uri.authority() with its userinfo; \
-            needs an xray-core fix (see SECURITY.md)"]
 async fn userinfo_in_the_request_authority_without_host_header_is_not_recorded() {
     // HTTP/1.0 allows a request without Host; the authority of the absolute-form target is
     // then the only host there is.
