@@ -6,6 +6,8 @@
 //! types that write them.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::id::{EntityId, TraceId};
@@ -85,6 +87,35 @@ pub struct Document {
     /// Embedded subsegments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subsegments: Vec<Document>,
+    /// Blocks every segment carries (`aws.xray`, `service`, plugin data), attached by the
+    /// recorder and written out by the emitter, so that copying them costs nothing on the
+    /// request path. See [`Document::apply_decoration`].
+    #[serde(skip)]
+    pub decoration: Option<Arc<Decoration>>,
+}
+
+/// The blocks a recorder adds to every segment it sends: `aws.xray`, `service`, and what the
+/// plugins found (`origin`, `aws.ec2`, ...). Shared by all segments of a recorder.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decoration {
+    pub(crate) aws: Map<String, Value>,
+    pub(crate) service: Option<Map<String, Value>>,
+    pub(crate) origin: Option<String>,
+}
+
+impl Decoration {
+    /// Blocks to add under `aws`, a `service` block and an `origin`.
+    pub fn new(
+        aws: Map<String, Value>,
+        service: Option<Map<String, Value>>,
+        origin: Option<String>,
+    ) -> Self {
+        Self {
+            aws,
+            service,
+            origin,
+        }
+    }
 }
 
 impl Document {
@@ -98,7 +129,28 @@ impl Document {
         }
     }
 
-    /// Compact JSON, as sent to the daemon.
+    /// Copies the recorder's blocks (see [`decoration`](Self::decoration)) into the document's
+    /// own fields; fields already set are kept. [`to_json`](Self::to_json) and the emitters
+    /// write them without this step; it is for code that inspects documents before they are
+    /// sent.
+    pub fn apply_decoration(&mut self) {
+        let Some(d) = self.decoration.take() else {
+            return;
+        };
+        for (k, v) in &d.aws {
+            if !self.aws.contains_key(k) {
+                self.aws.insert(k.clone(), v.clone());
+            }
+        }
+        if self.service.is_none() {
+            self.service.clone_from(&d.service);
+        }
+        if self.origin.is_none() {
+            self.origin.clone_from(&d.origin);
+        }
+    }
+
+    /// Compact JSON, as sent to the daemon (the recorder's blocks included).
     pub fn to_json(&self) -> String {
         let mut out = Vec::with_capacity(512);
         self.write_json(&mut out);

@@ -36,18 +36,43 @@ pub(crate) fn write_document(out: &mut Vec<u8>, doc: &Document) {
         write_time(w.out, t);
     }
     w.bool_field("in_progress", doc.in_progress);
+    // The recorder's shared blocks are written straight from the shared decoration, under the
+    // document's own fields, without copying them into the document.
+    let deco = doc.decoration.as_deref();
     w.opt_str_field("namespace", &doc.namespace);
     w.opt_str_field("user", &doc.user);
-    w.opt_str_field("origin", &doc.origin);
-    if let Some(s) = &doc.service {
-        w.map_field("service", s);
+    match (&doc.origin, deco.and_then(|d| d.origin.as_ref())) {
+        (Some(o), _) | (None, Some(o)) => w.str_field("origin", o),
+        (None, None) => {}
+    }
+    match (&doc.service, deco.and_then(|d| d.service.as_ref())) {
+        (Some(s), _) | (None, Some(s)) => w.map_field("service", s),
+        (None, None) => {}
     }
     if !doc.http.is_empty() {
         w.key("http");
         write_http(w.out, &doc.http);
     }
-    if !doc.aws.is_empty() {
-        w.map_field("aws", &doc.aws);
+    let extra_aws = deco.map(|d| &d.aws).filter(|a| !a.is_empty());
+    match extra_aws {
+        None if doc.aws.is_empty() => {}
+        None => w.map_field("aws", &doc.aws),
+        Some(extra) => {
+            w.key("aws");
+            w.out.push(b'{');
+            let mut first = true;
+            let own = doc.aws.iter();
+            let shared = extra.iter().filter(|(k, _)| !doc.aws.contains_key(*k));
+            for (k, v) in own.chain(shared) {
+                if !std::mem::take(&mut first) {
+                    w.out.push(b',');
+                }
+                write_str(w.out, k);
+                w.out.push(b':');
+                let _ = serde_json::to_writer(&mut *w.out, v);
+            }
+            w.out.push(b'}');
+        }
     }
     if let Some(sql) = &doc.sql {
         w.key("sql");
@@ -394,6 +419,31 @@ mod tests {
     fn writes_the_same_json_as_serde_for_every_field() {
         same_as_serde(&full());
         same_as_serde(&Document::new("minimal"));
+    }
+
+    #[test]
+    fn decoration_is_written_under_the_documents_own_fields() {
+        let mut aws = Map::new();
+        aws.insert("xray".into(), serde_json::json!({"sdk": "X-Ray for Rust"}));
+        aws.insert("operation".into(), Value::from("shared-loses"));
+        let deco = crate::document::Decoration::new(
+            aws,
+            Some(serde_json::from_str(r#"{"runtime":"rust"}"#).unwrap()),
+            Some("AWS::EC2::Instance".into()),
+        );
+        let mut d = Document::new("svc");
+        d.aws.insert("operation".into(), Value::from("own-wins"));
+        d.decoration = Some(std::sync::Arc::new(deco));
+        let mut fast = Vec::new();
+        write_document(&mut fast, &d);
+        let fast: Value = serde_json::from_slice(&fast).unwrap();
+        let mut applied = d.clone();
+        applied.apply_decoration();
+        assert_eq!(fast, serde_json::to_value(&applied).unwrap());
+        assert_eq!(fast["aws"]["operation"], "own-wins");
+        assert_eq!(fast["aws"]["xray"]["sdk"], "X-Ray for Rust");
+        assert_eq!(fast["origin"], "AWS::EC2::Instance");
+        assert_eq!(fast["service"]["runtime"], "rust");
     }
 
     #[test]

@@ -112,6 +112,8 @@ struct Inner {
     xray_block: Value,
     service_block: Map<String, Value>,
     environment: RwLock<Arc<RuntimeEnvironment>>,
+    /// The blocks every segment carries, rebuilt when the environment changes.
+    decoration: RwLock<Arc<crate::document::Decoration>>,
     /// Set once the plugins have run (immediately when there are none).
     plugins_done: (Mutex<bool>, std::sync::Condvar),
 }
@@ -215,11 +217,17 @@ impl Recorder {
     /// Sets what plugins found about the runtime environment; applied to every segment sent
     /// from now on.
     pub fn set_runtime_environment(&self, env: RuntimeEnvironment) {
+        let decoration = Arc::new(Self::build_decoration(&self.inner, &env));
         *self
             .inner
             .environment
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(env);
+        *self
+            .inner
+            .decoration
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = decoration;
     }
 
     /// Waits until the plugins have looked at the environment, at most `timeout`. Returns
@@ -330,20 +338,24 @@ impl Recorder {
     }
 
     /// Adds the blocks every segment carries: `aws.xray`, `service`, and plugin data.
+    /// Attaches them by reference: the emitter writes them out, off the request path.
     pub(crate) fn decorate_segment(&self, doc: &mut Document) {
-        doc.aws
-            .entry("xray")
-            .or_insert_with(|| self.inner.xray_block.clone());
-        if doc.service.is_none() {
-            doc.service = Some(self.inner.service_block.clone());
-        }
-        let env = self.runtime_environment();
-        if doc.origin.is_none() {
-            doc.origin.clone_from(&env.origin);
-        }
+        doc.decoration = Some(
+            self.inner
+                .decoration
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+    }
+
+    fn build_decoration(inner: &Inner, env: &RuntimeEnvironment) -> crate::document::Decoration {
+        let mut aws = Map::new();
+        aws.insert("xray".into(), inner.xray_block.clone());
         for (k, v) in &env.aws {
-            doc.aws.entry(k.clone()).or_insert_with(|| v.clone());
+            aws.insert(k.clone(), v.clone());
         }
+        crate::document::Decoration::new(aws, Some(inner.service_block.clone()), env.origin.clone())
     }
 }
 
@@ -553,12 +565,14 @@ impl RecorderBuilder {
                 xray_block: json!({"sdk": SDK_NAME, "sdk_version": SDK_VERSION}),
                 service_block,
                 environment: RwLock::new(Arc::new(RuntimeEnvironment::default())),
+                decoration: RwLock::new(Arc::default()),
                 plugins_done: (
                     Mutex::new(self.plugins.is_empty()),
                     std::sync::Condvar::new(),
                 ),
             }),
         };
+        recorder.set_runtime_environment(RuntimeEnvironment::default());
         if !self.plugins.is_empty() {
             let plugins = self.plugins;
             let sources = self.plugin_sources.unwrap_or_default();
