@@ -72,8 +72,6 @@ fn actix_never_records_authorization_cookies_bodies_or_query() {
 }
 
 #[test]
-#[ignore = "known gap: xray-actix builds IncomingRequest.host from uri.authority() with its \
-            userinfo; fix in xray-core's request_block (covers every adapter) or xray-actix"]
 fn actix_userinfo_in_the_request_authority_without_host_header_is_not_recorded() {
     let collector = Collector::start().unwrap();
     let addr = start(collector.recorder("faults"));

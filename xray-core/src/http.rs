@@ -204,6 +204,11 @@ impl ServerTracing {
     /// Parses the trace header, decides sampling, begins the segment and records
     /// `http.request`. The caller makes it current and ends it with [`ServerTracing::end`].
     pub fn begin(&self, req: &IncomingRequest<'_>) -> Entity {
+        // A host taken from a request target's authority may carry `user:password@`: it is
+        // never used for naming, sampling or the recorded URL, whichever adapter passed it.
+        let mut clean = *req;
+        clean.host = req.host.map(|h| h.rsplit('@').next().unwrap_or(h));
+        let req = &clean;
         let recorder = self.recorder();
         let header = self.incoming_header(req);
         let name = self
