@@ -3,7 +3,8 @@
 //! Each server answers `GET /` with `ok` on one thread, in one of these modes:
 //! - `bare`: no X-Ray at all;
 //! - `sampled`: the X-Ray layer, every request sampled, segments sent over UDP to the daemon
-//!   address (`AWS_XRAY_DAEMON_ADDRESS`, default `127.0.0.1:2000`; nothing needs to listen);
+//!   address (`AWS_XRAY_DAEMON_ADDRESS`; `scripts/bench-load` runs `bench-sink` there);
+//! - `absent`: as `sampled`, with nothing listening at the daemon address;
 //! - `default`: the X-Ray layer with the default sampling rule (1/s, then 5 %);
 //! - `disabled`: the X-Ray layer with the SDK disabled.
 //!
@@ -19,6 +20,8 @@ pub enum Mode {
     Bare,
     /// X-Ray, every request sampled.
     Sampled,
+    /// X-Ray, every request sampled, no daemon listening.
+    Absent,
     /// X-Ray, default sampling rule.
     Default,
     /// X-Ray layer present, SDK disabled.
@@ -31,10 +34,13 @@ pub fn args() -> (Mode, String) {
     let mode = match a.next().as_deref() {
         Some("bare") => Mode::Bare,
         Some("sampled") => Mode::Sampled,
+        Some("absent") => Mode::Absent,
         Some("default") => Mode::Default,
         Some("disabled") => Mode::Disabled,
         other => {
-            eprintln!("usage: bench-<server> bare|sampled|default|disabled ADDR (got {other:?})");
+            eprintln!(
+                "usage: bench-<server> bare|sampled|absent|default|disabled ADDR (got {other:?})"
+            );
             std::process::exit(2)
         }
     };
@@ -47,7 +53,7 @@ pub fn recorder(mode: Mode) -> Option<Recorder> {
     let b = Recorder::builder().service_name("bench");
     let r = match mode {
         Mode::Bare => return None,
-        Mode::Sampled => b.sampler(AlwaysSample).build(),
+        Mode::Sampled | Mode::Absent => b.sampler(AlwaysSample).build(),
         Mode::Default => b.sampler(LocalSampler::default()).build(),
         Mode::Disabled => b.enabled(false).build(),
     };

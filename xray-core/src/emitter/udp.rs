@@ -1,32 +1,78 @@
 //! The UDP emitter: a bounded queue and one background thread that serializes and sends.
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::{encode_datagrams, Counters, Emitter, EmitterStats, MAX_DATAGRAM_BYTES};
 use crate::daemon::{DaemonAddress, HostPort};
 use crate::document::Document;
 
-// Documents travel unboxed: boxing would add an allocation per request on the request path.
-#[allow(clippy::large_enum_variant)]
-enum Msg {
-    Doc(Document),
-    Flush(mpsc::Sender<()>),
+/// How often a busy emitter thread looks for new documents. Between looks, requests hand
+/// documents over without waking it, so a busy service pays no context switch per request.
+const BATCH_INTERVAL: Duration = Duration::from_millis(2);
+
+/// The hand-over point between requests and the emitter thread.
+#[derive(Debug)]
+struct Queue {
+    docs: Mutex<VecDeque<Document>>,
+    capacity: usize,
+    /// The thread is parked with nothing to do and must be woken by the next document.
+    idle: AtomicBool,
+    /// Documents taken off the queue and fully processed (sent, dropped or failed).
+    done: Mutex<u64>,
+    done_cond: Condvar,
+    /// Documents ever put on the queue.
+    queued: AtomicU64,
+    thread: Mutex<Option<Thread>>,
+    closed: AtomicBool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Document>> {
+        self.docs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            t.unpark();
+        }
+    }
 }
 
 /// Sends documents to the X-Ray daemon over UDP.
 ///
-/// [`emit`](Emitter::emit) only puts the document on a bounded queue (`try_send`): when the
-/// queue is full the document is dropped and counted, so a slow or absent daemon never blocks
-/// a request or grows memory. A background thread named `xray-emitter` serializes, splits or
-/// trims to fit [`MAX_DATAGRAM_BYTES`], resolves the daemon's address and sends.
+/// [`emit`](Emitter::emit) only puts the document on a bounded queue: when the queue is full
+/// the document is dropped and counted, so a slow or absent daemon never blocks a request or
+/// grows memory. A background thread named `xray-emitter` serializes, splits or trims to fit
+/// [`MAX_DATAGRAM_BYTES`], resolves the daemon's address and sends. While documents keep
+/// coming it takes them in batches every 2 ms; once idle it sleeps until the next one.
 #[derive(Debug, Clone)]
 pub struct UdpEmitter {
-    tx: SyncSender<Msg>,
+    shared: Arc<Shared>,
+}
+
+/// Stops the thread when the last emitter handle goes away.
+#[derive(Debug)]
+struct Shared {
+    queue: Arc<Queue>,
     counters: Arc<Counters>,
     address: HostPort,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.queue.closed.store(true, Ordering::Release);
+        self.queue.wake();
+    }
 }
 
 /// Configures a [`UdpEmitter`].
@@ -59,7 +105,16 @@ impl UdpEmitterBuilder {
 
     /// Starts the background thread.
     pub fn build(self) -> UdpEmitter {
-        let (tx, rx) = mpsc::sync_channel(self.queue_capacity);
+        let queue = Arc::new(Queue {
+            docs: Mutex::new(VecDeque::new()),
+            capacity: self.queue_capacity,
+            idle: AtomicBool::new(false),
+            done: Mutex::new(0),
+            done_cond: Condvar::new(),
+            queued: AtomicU64::new(0),
+            thread: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
         let counters = Arc::new(Counters::default());
         let worker = Worker {
             address: self.address.clone(),
@@ -69,17 +124,27 @@ impl UdpEmitterBuilder {
             socket: None,
             last_resolve: None,
         };
-        if let Err(e) = std::thread::Builder::new()
+        let q = queue.clone();
+        match std::thread::Builder::new()
             .name("xray-emitter".into())
-            .spawn(move || worker.run(rx))
+            .spawn(move || worker.run(&q))
         {
-            // The receiver is gone with the closure: every emit is counted as dropped.
-            tracing::error!(error = %e, "could not start the X-Ray emitter thread; segments will be dropped");
+            Ok(handle) => {
+                *queue.thread.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(handle.thread().clone());
+            }
+            Err(e) => {
+                // Nobody takes documents off the queue: emit counts them as dropped.
+                queue.closed.store(true, Ordering::Release);
+                tracing::error!(error = %e, "could not start the X-Ray emitter thread; segments will be dropped");
+            }
         }
         UdpEmitter {
-            tx,
-            counters,
-            address: self.address,
+            shared: Arc::new(Shared {
+                queue,
+                counters,
+                address: self.address,
+            }),
         }
     }
 }
@@ -101,54 +166,68 @@ impl UdpEmitter {
 
     /// Where datagrams go.
     pub fn address(&self) -> &HostPort {
-        &self.address
+        &self.shared.address
     }
 }
 
 impl Emitter for UdpEmitter {
     fn emit(&self, document: Document) {
-        Counters::add(&self.counters.accepted, 1);
-        match self.tx.try_send(Msg::Doc(document)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                let n = self
-                    .counters
-                    .dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n.is_power_of_two() {
-                    tracing::warn!(
-                        dropped = n + 1,
-                        "X-Ray emitter queue is full; dropping segments"
-                    );
-                }
+        let q = &self.shared.queue;
+        let counters = &self.shared.counters;
+        Counters::add(&counters.accepted, 1);
+        let accepted = !q.closed.load(Ordering::Acquire) && {
+            let mut docs = q.lock();
+            if docs.len() < q.capacity {
+                docs.push_back(document);
+                true
+            } else {
+                false
             }
+        };
+        if !accepted {
+            let n = counters.dropped.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n + 1,
+                    "X-Ray emitter queue is full; dropping segments"
+                );
+            }
+            return;
+        }
+        q.queued.fetch_add(1, Ordering::Release);
+        // Wake the thread only when it sleeps; a busy thread finds the document by itself.
+        if q.idle.swap(false, Ordering::AcqRel) {
+            q.wake();
         }
     }
 
     fn flush(&self, timeout: Duration) -> bool {
+        let q = &self.shared.queue;
+        let target = q.queued.load(Ordering::Acquire);
         let deadline = Instant::now() + timeout;
-        let (ack_tx, ack_rx) = mpsc::channel();
-        let mut msg = Msg::Flush(ack_tx);
-        loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return false,
-                Err(TrySendError::Full(m)) => {
-                    if Instant::now() >= deadline {
-                        return false;
-                    }
-                    msg = m;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+        q.idle.store(false, Ordering::Release);
+        q.wake();
+        let mut done = q.done.lock().unwrap_or_else(|p| p.into_inner());
+        while *done < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero()
+                || q.closed.load(Ordering::Acquire)
+                    && q.thread.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+            {
+                return false;
             }
+            done = q
+                .done_cond
+                .wait_timeout(done, left.min(BATCH_INTERVAL))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            q.wake();
         }
-        ack_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
+        true
     }
 
     fn stats(&self) -> EmitterStats {
-        self.counters.snapshot()
+        self.shared.counters.snapshot()
     }
 }
 
@@ -162,14 +241,30 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, rx: Receiver<Msg>) {
-        while let Ok(msg) = rx.recv() {
-            match msg {
-                Msg::Doc(doc) => self.send_document(doc),
-                Msg::Flush(ack) => {
-                    let _ = ack.send(());
+    fn run(mut self, q: &Queue) {
+        let mut batch = VecDeque::new();
+        loop {
+            std::mem::swap(&mut batch, &mut *q.lock());
+            if batch.is_empty() {
+                if q.closed.load(Ordering::Acquire) {
+                    return;
                 }
+                // Announce the sleep, then look once more so a document that arrived in
+                // between is not left waiting.
+                q.idle.store(true, Ordering::Release);
+                if q.lock().is_empty() && !q.closed.load(Ordering::Acquire) {
+                    std::thread::park();
+                }
+                q.idle.store(false, Ordering::Release);
+                continue;
             }
+            let n = batch.len() as u64;
+            for doc in batch.drain(..) {
+                self.send_document(doc);
+            }
+            *q.done.lock().unwrap_or_else(|p| p.into_inner()) += n;
+            q.done_cond.notify_all();
+            std::thread::park_timeout(BATCH_INTERVAL);
         }
     }
 
