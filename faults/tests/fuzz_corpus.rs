@@ -110,10 +110,9 @@ fn sampling_api_response_corpus_replays_without_failure() {
     );
 }
 
-/// Found by the `daemon_address` fuzz target: `[udp]:2` is accepted (host `udp`) but written
-/// back as `udp:2`, which is refused. The harness skips this case until it is fixed.
+/// Found by the `daemon_address` fuzz target: `[udp]:2` was accepted (host `udp`) but written
+/// back as `udp:2`, which was refused. Fixed in xray-core: `udp:2` alone is a host and a port.
 #[test]
-#[ignore = "known gap in xray-core's DaemonAddress: a host named udp or tcp does not round-trip"]
 fn daemon_address_with_a_host_named_udp_round_trips() {
     use xray_core::daemon::DaemonAddress;
     for input in ["[udp]:2", "[tcp]:2000"] {

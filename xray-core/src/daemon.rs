@@ -59,7 +59,10 @@ impl DaemonAddress {
         let parts: Vec<&str> = s.split(' ').collect();
         match parts.as_slice() {
             [one] => {
-                if one.starts_with("tcp:") || one.starts_with("udp:") {
+                // `udp:host:port` alone is half of the two-address form; `udp:2000` is a host
+                // named `udp` with a port.
+                let prefixed = one.starts_with("tcp:") || one.starts_with("udp:");
+                if prefixed && one[4..].contains(':') {
                     return Err(err("both tcp: and udp: addresses are needed"));
                 }
                 let hp = parse_host_port(one).map_err(err)?;
@@ -178,6 +181,15 @@ mod tests {
         assert_eq!(a.udp.host, "xray.local");
         assert_eq!(a.tcp.port, 2000);
         assert_eq!(a.to_string(), "tcp:127.0.0.1:2000 udp:xray.local:2001");
+    }
+
+    #[test]
+    fn hosts_named_udp_or_tcp_round_trip() {
+        for input in ["[udp]:2", "udp:2", "tcp:2000", "tcp:udp:1 udp:tcp:2"] {
+            let a = DaemonAddress::parse(input).unwrap();
+            assert_eq!(DaemonAddress::parse(&a.to_string()), Ok(a), "{input}");
+        }
+        assert_eq!(DaemonAddress::parse("udp:2").unwrap().udp.host, "udp");
     }
 
     #[test]
