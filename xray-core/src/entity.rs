@@ -372,6 +372,16 @@ impl Entity {
                 return;
             }
         };
+        // The emitter thread serializes recursively: a value nested deeper than any reader
+        // accepts (serde_json reads 128 levels) would be refused later, or worse, exhaust
+        // that thread's stack. Such values are dropped here, where the caller can be told.
+        if json_depth(&value) > MAX_METADATA_DEPTH {
+            tracing::warn!(
+                key,
+                "metadata value nested more than {MAX_METADATA_DEPTH} levels deep; dropped"
+            );
+            return;
+        }
         self.with_document(|d| {
             let ns = d
                 .metadata
@@ -583,6 +593,24 @@ impl Entity {
     pub fn guard(self) -> EntityGuard {
         EntityGuard { entity: Some(self) }
     }
+}
+
+/// Deepest metadata value kept (the document adds two levels above it).
+const MAX_METADATA_DEPTH: usize = 100;
+
+/// Nesting depth of a JSON value, computed without recursion.
+fn json_depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    max
 }
 
 fn working_directory() -> Option<String> {

@@ -175,6 +175,26 @@ fn invalid_annotations_are_dropped_valid_ones_kept() {
 }
 
 #[test]
+fn metadata_nested_deeper_than_readers_accept_is_dropped() {
+    let (r, e) = recorder();
+    let seg = r.begin_segment("svc", None);
+    let mut deep = serde_json::json!(1);
+    for _ in 0..150 {
+        deep = serde_json::json!([deep]);
+    }
+    let mut ok = serde_json::json!(1);
+    for _ in 0..50 {
+        ok = serde_json::json!({ "k": ok });
+    }
+    seg.put_metadata("deep", deep);
+    seg.put_metadata("ok", ok);
+    seg.end();
+    let v = &e.values()[0];
+    assert!(v["metadata"]["default"].get("deep").is_none());
+    assert!(v["metadata"]["default"].get("ok").is_some());
+}
+
+#[test]
 fn status_codes_set_the_documented_flags() {
     let (r, e) = recorder();
     for status in [200u16, 404, 429, 500, 503] {
