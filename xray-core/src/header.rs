@@ -99,6 +99,38 @@ impl TraceHeader {
 
     /// Parses raw header bytes. Never panics, whatever the input.
     pub fn from_bytes(raw: &[u8]) -> Result<Self, HeaderError> {
+        if let Some(h) = Self::canonical(raw) {
+            return Ok(h);
+        }
+        Self::general(raw)
+    }
+
+    /// The layout every SDK writes, `Root=<35>;Parent=<16>;Sampled=<1|0|?>` with nothing after
+    /// it, read by position. Anything else (or anything odd inside) goes to the general parser,
+    /// so both give the same result.
+    fn canonical(raw: &[u8]) -> Option<Self> {
+        if raw.len() != 74
+            || !raw.starts_with(b"Root=")
+            || &raw[40..48] != b";Parent="
+            || &raw[64..73] != b";Sampled="
+        {
+            return None;
+        }
+        let sampled = match raw[73] {
+            b'1' => Sampled::Yes,
+            b'0' => Sampled::No,
+            b'?' => Sampled::Requested,
+            _ => return None,
+        };
+        Some(Self {
+            root: Some(TraceId::parse_bytes(&raw[5..40]).ok()?),
+            parent: Some(EntityId::parse_bytes(&raw[48..64]).ok()?),
+            sampled: Some(sampled),
+            extra: Vec::new(),
+        })
+    }
+
+    fn general(raw: &[u8]) -> Result<Self, HeaderError> {
         let raw = if raw.len() > MAX_HEADER_LEN {
             // The piece cut in half at the limit is dropped, not misread.
             let head = &raw[..MAX_HEADER_LEN];
@@ -356,6 +388,24 @@ mod tests {
     fn repeated_keys_keep_the_first() {
         let h = parse(&format!("Root={ROOT};Sampled=1;Sampled=0"));
         assert_eq!(h.sampled, Some(Sampled::Yes));
+    }
+
+    #[test]
+    fn canonical_layout_reads_like_the_general_parser() {
+        for h in [
+            format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=1"),
+            format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=?"),
+            format!("Root={ROOT};Parent=53995C3F42CD8AD8;Sampled=0"),
+            format!("Root={ROOT};Parent=0000000000000000;Sampled=1"),
+            format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=x"),
+            format!("Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
+        ] {
+            assert_eq!(
+                TraceHeader::from_bytes(h.as_bytes()),
+                TraceHeader::general(h.as_bytes()),
+                "{h}"
+            );
+        }
     }
 
     #[test]

@@ -86,9 +86,13 @@ impl TraceId {
         if s[0] != b'1' || s[1] != b'-' || s[10] != b'-' {
             return Err(IdError::Shape);
         }
-        let epoch = parse_hex(&s[2..10], 2)? as u32;
-        let random = parse_hex(&s[11..35], 11)?;
-        Ok(Self { epoch, random })
+        let epoch = parse_hex64(&s[2..10], 2)? as u32;
+        let high = parse_hex64(&s[11..19], 11)? as u128;
+        let low = parse_hex64(&s[19..35], 19)? as u128;
+        Ok(Self {
+            epoch,
+            random: (high << 64) | low,
+        })
     }
 
     /// Writes the canonical 35-character form into a stack buffer.
@@ -181,7 +185,7 @@ impl EntityId {
                 found: s.len(),
             });
         }
-        let v = parse_hex(s, 0)? as u64;
+        let v = parse_hex64(s, 0)?;
         Self::from_u64(v).ok_or(IdError::Zero)
     }
 
@@ -244,6 +248,43 @@ pub(crate) fn parse_hex(s: &[u8], offset: usize) -> Result<u128, IdError> {
             _ => return Err(IdError::NotHex(offset + i)),
         };
         v = (v << 4) | d as u128;
+    }
+    Ok(v)
+}
+
+/// Value of each byte as a hex digit, or 0xff.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Parses up to 16 hex digits into a `u64` (a table lookup per digit, no `u128`).
+pub(crate) fn parse_hex64(s: &[u8], offset: usize) -> Result<u64, IdError> {
+    let mut v: u64 = 0;
+    let mut bad = 0u8;
+    for &c in s {
+        let d = HEX_VALUE[c as usize];
+        bad |= d;
+        v = (v << 4) | (d & 0xf) as u64;
+    }
+    if bad & 0xf0 != 0 {
+        // Only on the error path: find which digit was wrong.
+        let i = s
+            .iter()
+            .position(|&c| HEX_VALUE[c as usize] == 0xff)
+            .unwrap_or(0);
+        return Err(IdError::NotHex(offset + i));
     }
     Ok(v)
 }
