@@ -398,7 +398,8 @@ mod tests {
             format!("Root={ROOT};Parent=53995C3F42CD8AD8;Sampled=0"),
             format!("Root={ROOT};Parent=0000000000000000;Sampled=1"),
             format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=x"),
-            format!("Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
+            "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                .to_string(),
         ] {
             assert_eq!(
                 TraceHeader::from_bytes(h.as_bytes()),
