@@ -91,7 +91,7 @@ where
                 if let Some(err) = res.response().error() {
                     record_error(&segment, err, status);
                 }
-                let header = segment.response_header().to_string();
+                let header = segment.response_header().to_header_string();
                 match HeaderValue::try_from(header) {
                     Ok(value) => {
                         res.headers_mut().insert(

@@ -138,7 +138,7 @@ impl Intercept for XRayInterceptor {
         let Some(sub) = call.subsegment.as_deref() else {
             return Ok(());
         };
-        let header = sub.outbound_header().to_string();
+        let header = sub.outbound_header().to_header_string();
         if let Err(e) = ctx
             .request_mut()
             .headers_mut()

@@ -270,11 +270,19 @@ fn push_ascii(out: &mut String, bytes: &[u8]) {
     out.extend(bytes.iter().map(|&b| b as char));
 }
 
-impl fmt::Display for TraceHeader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl TraceHeader {
+    /// The header's text in one allocation (what `to_string` gives, without the extra copy
+    /// that going through `Display` makes). Adapters call this on every request.
+    pub fn to_header_string(&self) -> String {
         let mut s = String::with_capacity(96);
         self.write_to(&mut s);
-        f.write_str(&s)
+        s
+    }
+}
+
+impl fmt::Display for TraceHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_header_string())
     }
 }
 

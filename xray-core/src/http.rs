@@ -411,7 +411,7 @@ pub fn begin_outbound(
     };
     Some(OutboundCall {
         subsegment: sub,
-        header: outbound.to_string(),
+        header: outbound.to_header_string(),
         traceparent,
     })
 }

@@ -86,7 +86,9 @@ where
         };
         match result {
             Ok(mut res) => {
-                if let Ok(value) = HeaderValue::try_from(segment.response_header().to_string()) {
+                if let Ok(value) =
+                    HeaderValue::try_from(segment.response_header().to_header_string())
+                {
                     res.headers_mut().insert(TRACE_HEADER, value);
                 }
                 let mut count_body = false;
