@@ -64,6 +64,9 @@ fn remove(entity: &Entity) -> Option<Entity> {
     STACK
         .try_with(|s| {
             let mut s = s.borrow_mut();
+            if s.last().is_some_and(|e| e.same_as(entity)) {
+                return s.pop();
+            }
             let pos = s.iter().rposition(|e| e.same_as(entity))?;
             Some(s.remove(pos))
         })

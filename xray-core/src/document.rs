@@ -101,6 +101,11 @@ pub struct Decoration {
     pub(crate) aws: Map<String, Value>,
     pub(crate) service: Option<Map<String, Value>>,
     pub(crate) origin: Option<String>,
+    /// `aws`'s members as JSON (`"k":v,...`, no braces), rendered once: every sampled segment
+    /// writes them.
+    pub(crate) aws_json: Box<[u8]>,
+    /// `service` as a JSON object, rendered once.
+    pub(crate) service_json: Option<Box<[u8]>>,
 }
 
 impl Decoration {
@@ -110,10 +115,19 @@ impl Decoration {
         service: Option<Map<String, Value>>,
         origin: Option<String>,
     ) -> Self {
+        let object =
+            |m: &Map<String, Value>| serde_json::to_vec(m).unwrap_or_else(|_| b"{}".to_vec());
+        let mut aws_json = object(&aws);
+        // Keep the members only: the writer merges them with a document's own `aws` keys.
+        aws_json.pop();
+        aws_json.remove(0);
+        let service_json = service.as_ref().map(|m| object(m).into_boxed_slice());
         Self {
             aws,
             service,
             origin,
+            aws_json: aws_json.into_boxed_slice(),
+            service_json,
         }
     }
 }

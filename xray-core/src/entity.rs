@@ -120,8 +120,9 @@ impl fmt::Debug for Entity {
 }
 
 /// Parameters of a new segment.
-pub(crate) struct NewSegment {
-    pub(crate) name: String,
+pub(crate) struct NewSegment<'a> {
+    /// Copied into the document only when the segment is sampled.
+    pub(crate) name: &'a str,
     pub(crate) trace_id: TraceId,
     pub(crate) parent_id: Option<EntityId>,
     pub(crate) sampled: bool,
@@ -134,11 +135,11 @@ pub(crate) struct NewSegment {
 }
 
 impl Entity {
-    pub(crate) fn new_segment(recorder: Recorder, p: NewSegment) -> Entity {
+    pub(crate) fn new_segment(recorder: Recorder, p: NewSegment<'_>) -> Entity {
         let id = p.id.unwrap_or_default();
         let state = p.sampled.then(|| {
             let doc = Document {
-                name: sanitize_name(&p.name, 200).into_owned(),
+                name: sanitize_name(p.name, 200).into_owned(),
                 id,
                 trace_id: Some(p.trace_id),
                 parent_id: p.parent_id,

@@ -266,17 +266,40 @@ impl TraceHeader {
 }
 
 fn push_ascii(out: &mut String, bytes: &[u8]) {
-    // Ids are written as ASCII hex digits and dashes only.
-    out.extend(bytes.iter().map(|&b| b as char));
+    // Ids are written as ASCII hex digits and dashes only, so this never falls back; checking
+    // the whole slice at once is several times cheaper than pushing it char by char.
+    out.push_str(std::str::from_utf8(bytes).unwrap_or_default());
 }
 
 impl TraceHeader {
     /// The header's text in one allocation (what `to_string` gives, without the extra copy
     /// that going through `Display` makes). Adapters call this on every request.
     pub fn to_header_string(&self) -> String {
-        let mut s = String::with_capacity(96);
+        // Exactly sized: `http::HeaderValue` (through `bytes`) takes over a buffer whose length
+        // equals its capacity without another allocation.
+        let mut s = String::with_capacity(self.text_len());
         self.write_to(&mut s);
+        debug_assert_eq!(s.len(), s.capacity(), "text_len disagrees with write_to");
         s
+    }
+
+    /// The length of [`write_to`](Self::write_to)'s output.
+    fn text_len(&self) -> usize {
+        let pairs = usize::from(self.root.is_some())
+            + usize::from(self.parent.is_some())
+            + usize::from(self.sampled.is_some())
+            + self.extra.len();
+        let mut len = pairs.saturating_sub(1);
+        len += self.root.map_or(0, |_| "Root=".len() + 35);
+        len += self.parent.map_or(0, |_| "Parent=".len() + 16);
+        len += self
+            .sampled
+            .map_or(0, |s| "Sampled=".len() + s.as_str().len());
+        len + self
+            .extra
+            .iter()
+            .map(|(k, v)| k.len() + 1 + v.len())
+            .sum::<usize>()
     }
 }
 
@@ -319,6 +342,27 @@ mod tests {
     use super::*;
 
     const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+
+    #[test]
+    fn header_text_is_allocated_exactly() {
+        for text in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Lineage=a87bd80c:1|68fd508a:5;Foo=bar",
+            "Sampled=0",
+            "Self=1-abc;Sampled=1",
+        ] {
+            let h = TraceHeader::from_str(text).unwrap();
+            let s = h.to_header_string();
+            assert_eq!(s.len(), s.capacity(), "{text}");
+            assert_eq!(s, h.to_string());
+        }
+        let empty = TraceHeader::from_str("Foo=1").map(|h| h.to_header_string());
+        if let Ok(s) = empty {
+            assert_eq!(s.len(), s.capacity());
+        }
+    }
 
     fn parse(s: &str) -> TraceHeader {
         s.parse().unwrap()

@@ -75,33 +75,50 @@ impl<'a> IncomingRequest<'a> {
         uri: &'a http::Uri,
         headers: &'a http::HeaderMap,
     ) -> Self {
-        let h = |name: http::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-        Self {
+        let mut req = Self {
             method: method.as_str(),
             scheme: uri.scheme_str(),
-            // Without a Host header the request target's authority is the host; it may carry
-            // `user:password@`, which is never recorded.
-            host: h(http::header::HOST).or_else(|| {
-                uri.authority()
-                    .map(|a| a.as_str().rsplit('@').next().unwrap_or_default())
-            }),
+            host: None,
             path_and_query: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
-            user_agent: h(http::header::USER_AGENT),
-            x_forwarded_for: headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-            x_forwarded_proto: headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok()),
+            user_agent: None,
+            x_forwarded_for: None,
+            x_forwarded_proto: None,
             peer_ip: None,
-            trace_header: headers
-                .get(crate::header::HEADER_NAME)
-                .map(|v| v.as_bytes()),
-            traceparent: headers
-                .get(crate::w3c::TRACEPARENT)
-                .and_then(|v| v.to_str().ok()),
-            tracestate: headers
-                .get(crate::w3c::TRACESTATE)
-                .and_then(|v| v.to_str().ok()),
+            trace_header: None,
+            traceparent: None,
+            tracestate: None,
+        };
+        // One pass over the headers, matching names by their text: a lookup per header of
+        // interest hashes the name each time and cost several times more than this loop.
+        // Header maps keep names lowercase. The first value of a repeated header wins, as
+        // with `HeaderMap::get`.
+        let text = |v: &'a http::HeaderValue| v.to_str().ok();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "host" => &mut req.host,
+                "user-agent" => &mut req.user_agent,
+                "x-forwarded-for" => &mut req.x_forwarded_for,
+                "x-forwarded-proto" => &mut req.x_forwarded_proto,
+                "traceparent" => &mut req.traceparent,
+                "tracestate" => &mut req.tracestate,
+                crate::header::HEADER_NAME => {
+                    if req.trace_header.is_none() {
+                        req.trace_header = Some(value.as_bytes());
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = text(value);
+            }
         }
+        // Without a Host header the request target's authority is the host; it may carry
+        // `user:password@`, which is never recorded.
+        if req.host.is_none() {
+            req.host = uri.authority().map(|a| after_userinfo(a.as_str()));
+        }
+        req
     }
 
     /// The path without the query string.
@@ -115,6 +132,14 @@ impl<'a> IncomingRequest<'a> {
     /// The host without port.
     pub fn host_name(&self) -> Option<&'a str> {
         self.host.map(strip_port)
+    }
+}
+
+/// `user:password@host` → `host`.
+fn after_userinfo(authority: &str) -> &str {
+    match authority.bytes().rposition(|b| b == b'@') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
     }
 }
 
@@ -207,7 +232,7 @@ impl ServerTracing {
         // A host taken from a request target's authority may carry `user:password@`: it is
         // never used for naming, sampling or the recorded URL, whichever adapter passed it.
         let mut clean = *req;
-        clean.host = req.host.map(|h| h.rsplit('@').next().unwrap_or(h));
+        clean.host = req.host.map(after_userinfo);
         let req = &clean;
         let recorder = self.recorder();
         let header = self.incoming_header(req);
@@ -285,7 +310,14 @@ fn request_block(req: &IncomingRequest<'_>, record_query: bool) -> HttpRequest {
         req.path()
     };
     let url = match req.host {
-        Some(h) => format!("{scheme}://{h}{path}"),
+        Some(h) => {
+            let mut url = String::with_capacity(scheme.len() + 3 + h.len() + path.len());
+            url.push_str(scheme);
+            url.push_str("://");
+            url.push_str(h);
+            url.push_str(path);
+            url
+        }
         None => path.to_string(),
     };
     let forwarded = req

@@ -45,8 +45,12 @@ pub(crate) fn write_document(out: &mut Vec<u8>, doc: &Document) {
         (Some(o), _) | (None, Some(o)) => w.str_field("origin", o),
         (None, None) => {}
     }
-    match (&doc.service, deco.and_then(|d| d.service.as_ref())) {
-        (Some(s), _) | (None, Some(s)) => w.map_field("service", s),
+    match (&doc.service, deco.and_then(|d| d.service_json.as_deref())) {
+        (Some(s), _) => w.map_field("service", s),
+        (None, Some(rendered)) => {
+            w.key("service");
+            w.out.extend_from_slice(rendered);
+        }
         (None, None) => {}
     }
     if !doc.http.is_empty() {
@@ -57,6 +61,14 @@ pub(crate) fn write_document(out: &mut Vec<u8>, doc: &Document) {
     match extra_aws {
         None if doc.aws.is_empty() => {}
         None => w.map_field("aws", &doc.aws),
+        // The usual case: nothing of the document's own, the shared block as rendered.
+        Some(_) if doc.aws.is_empty() => {
+            let rendered = deco.map_or(&[][..], |d| &d.aws_json);
+            w.key("aws");
+            w.out.push(b'{');
+            w.out.extend_from_slice(rendered);
+            w.out.push(b'}');
+        }
         Some(extra) => {
             w.key("aws");
             w.out.push(b'{');
@@ -444,6 +456,35 @@ mod tests {
         assert_eq!(fast["aws"]["xray"]["sdk"], "X-Ray for Rust");
         assert_eq!(fast["origin"], "AWS::EC2::Instance");
         assert_eq!(fast["service"]["runtime"], "rust");
+    }
+
+    #[test]
+    fn prerendered_decoration_matches_applying_it() {
+        let mut aws = Map::new();
+        aws.insert(
+            "xray".into(),
+            serde_json::json!({"sdk": "X-Ray for Rust", "v": [1, "\"q\""]}),
+        );
+        aws.insert("ec2".into(), serde_json::json!({"instance_id": "i-1"}));
+        let deco = std::sync::Arc::new(crate::document::Decoration::new(
+            aws,
+            Some(serde_json::from_str(r#"{"version":"1.2"}"#).unwrap()),
+            None,
+        ));
+        for own_service in [false, true] {
+            let mut d = Document::new("svc");
+            if own_service {
+                d.service = Some(serde_json::from_str(r#"{"version":"own"}"#).unwrap());
+            }
+            d.decoration = Some(deco.clone());
+            let mut fast = Vec::new();
+            write_document(&mut fast, &d);
+            let fast: Value = serde_json::from_slice(&fast).unwrap();
+            let mut applied = d.clone();
+            applied.apply_decoration();
+            assert_eq!(fast, serde_json::to_value(&applied).unwrap());
+            assert_eq!(fast["aws"]["ec2"]["instance_id"], "i-1");
+        }
     }
 
     #[test]

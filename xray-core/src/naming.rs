@@ -133,12 +133,15 @@ pub fn strip_port(host: &str) -> &str {
             None => host,
         };
     }
-    match host.rfind(':') {
-        Some(i)
-            if host[i + 1..].bytes().all(|b| b.is_ascii_digit()) && !host[..i].contains(':') =>
-        {
-            &host[..i]
-        }
+    // One backward pass: digits, then the one colon (a second colon means a bare IPv6
+    // address, which has no port to strip).
+    let bytes = host.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 && bytes[i - 1].is_ascii_digit() {
+        i -= 1;
+    }
+    match i.checked_sub(1) {
+        Some(colon) if bytes[colon] == b':' && !bytes[..colon].contains(&b':') => &host[..colon],
         _ => host,
     }
 }

@@ -286,7 +286,7 @@ impl Recorder {
         Entity::new_segment(
             self.clone(),
             NewSegment {
-                name: name.to_string(),
+                name,
                 trace_id,
                 parent_id,
                 sampled,
@@ -315,7 +315,7 @@ impl Recorder {
         Entity::new_segment(
             self.clone(),
             NewSegment {
-                name: "facade".into(),
+                name: "facade",
                 trace_id: root,
                 parent_id: None,
                 sampled,
