@@ -35,7 +35,7 @@ pub fn encode_datagrams(doc: Document, budget: usize) -> Encoded {
 }
 
 fn serialize(doc: &Document) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(DATAGRAM_HEADER.len() + 512);
+    let mut buf = Vec::with_capacity(DATAGRAM_HEADER.len() + 1024);
     buf.extend_from_slice(DATAGRAM_HEADER.as_bytes());
     doc.write_json(&mut buf);
     buf

@@ -12,6 +12,7 @@ use crate::document::Document;
 
 mod encode;
 mod memory;
+mod sendmany;
 mod udp;
 
 pub use encode::{encode_datagrams, DATAGRAM_HEADER, MAX_DATAGRAM_BYTES};

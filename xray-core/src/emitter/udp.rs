@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use super::{encode_datagrams, Counters, Emitter, EmitterStats, MAX_DATAGRAM_BYTES};
+use super::{encode_datagrams, sendmany, Counters, Emitter, EmitterStats, MAX_DATAGRAM_BYTES};
 use crate::daemon::{DaemonAddress, HostPort};
 use crate::document::Document;
 
@@ -123,6 +123,7 @@ impl UdpEmitterBuilder {
             target: None,
             socket: None,
             last_resolve: None,
+            stale: false,
         };
         let q = queue.clone();
         match std::thread::Builder::new()
@@ -238,11 +239,14 @@ struct Worker {
     target: Option<SocketAddr>,
     socket: Option<UdpSocket>,
     last_resolve: Option<Instant>,
+    /// A send failed in a way that suggests the address changed: look it up again.
+    stale: bool,
 }
 
 impl Worker {
     fn run(mut self, q: &Queue) {
         let mut batch = VecDeque::new();
+        let mut pending = Vec::new();
         loop {
             std::mem::swap(&mut batch, &mut *q.lock());
             if batch.is_empty() {
@@ -259,8 +263,14 @@ impl Worker {
                 continue;
             }
             let n = batch.len() as u64;
-            for doc in batch.drain(..) {
-                self.send_document(doc);
+            while !batch.is_empty() {
+                // Serialize a run of documents, then hand all their datagrams to the kernel
+                // together: one system call per run instead of one per datagram.
+                let take = batch.len().min(sendmany::PER_CALL);
+                for doc in batch.drain(..take) {
+                    self.encode(doc, &mut pending);
+                }
+                self.send_pending(&mut pending);
             }
             *q.done.lock().unwrap_or_else(|p| p.into_inner()) += n;
             q.done_cond.notify_all();
@@ -268,51 +278,87 @@ impl Worker {
         }
     }
 
-    fn send_document(&mut self, doc: Document) {
+    fn encode(&mut self, doc: Document, pending: &mut Vec<Vec<u8>>) {
         let enc = encode_datagrams(doc, self.budget);
         if enc.split {
             Counters::add(&self.counters.split, 1);
         }
         Counters::add(&self.counters.trimmed, enc.trimmed);
         Counters::add(&self.counters.errors, enc.failed);
-        for d in enc.datagrams {
-            match self.send(&d) {
-                Ok(()) => Counters::add(&self.counters.sent, 1),
-                Err(e) => {
-                    let n = self
-                        .counters
-                        .errors
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if n.is_power_of_two() {
-                        tracing::warn!(error = %e, daemon = %self.address, "could not send segment to the X-Ray daemon");
-                    }
+        pending.extend(enc.datagrams);
+    }
+
+    fn send_pending(&mut self, pending: &mut Vec<Vec<u8>>) {
+        if pending.is_empty() {
+            return;
+        }
+        let outcome = match self.socket() {
+            Ok(socket) => sendmany::send_all(socket, pending),
+            Err(e) => sendmany::Outcome {
+                failed: pending.len() as u64,
+                last_error: Some(e),
+                ..Default::default()
+            },
+        };
+        pending.clear();
+        Counters::add(&self.counters.sent, outcome.sent);
+        if outcome.failed > 0 {
+            let before = self
+                .counters
+                .errors
+                .fetch_add(outcome.failed, Ordering::Relaxed);
+            // Warn on the first failure and then ever more rarely (at powers of two).
+            let after = before + outcome.failed;
+            if before == 0 || (before + 1).next_power_of_two() <= after {
+                if let Some(e) = &outcome.last_error {
+                    tracing::warn!(error = %e, failed = after, daemon = %self.address, "could not send segments to the X-Ray daemon");
                 }
+            }
+            // Refused means the address is right and nobody listens yet. Any other failure
+            // may mean the daemon moved (a DNS name): look the address up again.
+            if outcome.other_errors > 0 {
+                self.stale = true;
             }
         }
     }
 
     fn resolve(&mut self) -> std::io::Result<SocketAddr> {
-        if let Some(t) = self.target {
-            return Ok(t);
-        }
-        // Do not hammer a failing resolver: at most one attempt per second.
-        if self
+        // Do not hammer a resolver: at most one lookup per second.
+        let due = self
             .last_resolve
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
-            return Err(std::io::Error::other("daemon address not resolved yet"));
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        match self.target {
+            Some(t) if !self.stale || !due => return Ok(t),
+            None if !due => {
+                return Err(std::io::Error::other("daemon address not resolved yet"));
+            }
+            _ => {}
         }
         self.last_resolve = Some(Instant::now());
-        let addr = (self.address.host.as_str(), self.address.port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::other("daemon host resolved to no address"))?;
-        self.target = Some(addr);
-        self.socket = None;
-        Ok(addr)
+        let looked_up = (self.address.host.as_str(), self.address.port)
+            .to_socket_addrs()
+            .and_then(|mut addrs| {
+                addrs
+                    .next()
+                    .ok_or_else(|| std::io::Error::other("daemon host resolved to no address"))
+            });
+        match (looked_up, self.target) {
+            (Ok(addr), old) => {
+                if old != Some(addr) {
+                    self.socket = None;
+                }
+                self.target = Some(addr);
+                self.stale = false;
+                Ok(addr)
+            }
+            // Keep sending to the address we had until a lookup succeeds.
+            (Err(_), Some(old)) => Ok(old),
+            (Err(e), None) => Err(e),
+        }
     }
 
-    fn send(&mut self, datagram: &[u8]) -> std::io::Result<()> {
+    /// The socket, bound and connected to the daemon's current address.
+    fn socket(&mut self) -> std::io::Result<&UdpSocket> {
         let target = self.resolve()?;
         if self.socket.is_none() {
             let bind = if target.is_ipv4() {
@@ -320,19 +366,13 @@ impl Worker {
             } else {
                 "[::]:0"
             };
-            self.socket = Some(UdpSocket::bind(bind)?);
+            let socket = UdpSocket::bind(bind)?;
+            // Connected: the kernel looks the route up once instead of on every datagram.
+            socket.connect(target)?;
+            self.socket = Some(socket);
         }
-        let socket = self
-            .socket
+        self.socket
             .as_ref()
-            .ok_or_else(|| std::io::Error::other("no socket"))?;
-        match socket.send_to(datagram, target) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                // Resolve again later: the daemon may have moved (DNS name).
-                self.target = None;
-                Err(e)
-            }
-        }
+            .ok_or_else(|| std::io::Error::other("no socket"))
     }
 }
