@@ -559,8 +559,7 @@ impl Entity {
         let Some(state) = &self.trace.state else {
             return;
         };
-        let mut out = Vec::new();
-        {
+        let out = {
             let mut s = lock(state);
             if !s.is_live(self.idx, self.id) || s.nodes[self.idx as usize].ended {
                 return;
@@ -570,9 +569,9 @@ impl Entity {
             node.doc.end_time = Some(at.max(node.doc.start_time));
             s.add_open(self.idx, -1);
             let threshold = self.trace.recorder.streaming_threshold();
-            s.after_end(self.idx, threshold, &mut out);
-        }
-        for mut doc in out {
+            s.after_end(self.idx, threshold)
+        };
+        if let Some(mut doc) = out {
             if doc.kind.is_none() {
                 self.trace.recorder.decorate_segment(&mut doc);
             }
@@ -681,18 +680,19 @@ impl State {
         None
     }
 
-    fn after_end(&mut self, idx: u32, threshold: usize, out: &mut Vec<Document>) {
+    /// The document that can be sent now that `idx` has ended, if any.
+    fn after_end(&mut self, idx: u32, threshold: usize) -> Option<Document> {
         if idx == ROOT {
-            if !self.root_emitted {
-                self.root_emitted = true;
-                out.push(self.build_root());
+            if self.root_emitted {
+                return None;
             }
-            return;
+            self.root_emitted = true;
+            return Some(self.build_root());
         }
         // Only a completed subtree can leave the tree: find the largest one containing `idx`
         // that hangs below the segment.
         if self.nodes[idx as usize].open != 0 {
-            return;
+            return None;
         }
         let mut cand = idx;
         loop {
@@ -708,10 +708,7 @@ impl State {
         let parent = self.nodes[cand as usize].parent;
         let ready =
             parent == NO_PARENT || (parent == ROOT && self.root_emitted) || self.held > threshold;
-        if !ready {
-            return;
-        }
-        out.push(self.detach_independent(cand));
+        ready.then(|| self.detach_independent(cand))
     }
 
     /// Takes the subtree at `idx` out of the tree as an independent subsegment document.
