@@ -2,6 +2,8 @@
 //!
 //! Each server answers `GET /` with `ok` on one thread, in one of these modes:
 //! - `bare`: no X-Ray at all;
+//! - `header`: no X-Ray; a plain middleware adds a fixed `X-Amzn-Trace-Id` response header.
+//!   It is the floor for any layer that answers the trace header, as X-Ray asks servers to;
 //! - `sampled`: the X-Ray layer, every request sampled, segments sent over UDP to the daemon
 //!   address (`AWS_XRAY_DAEMON_ADDRESS`; `scripts/bench-load` runs `bench-sink` there);
 //! - `absent`: as `sampled`, with nothing listening at the daemon address;
@@ -18,6 +20,8 @@ use xray_core::Recorder;
 pub enum Mode {
     /// No X-Ray.
     Bare,
+    /// No X-Ray; a fixed `X-Amzn-Trace-Id` response header added by a plain middleware.
+    Header,
     /// X-Ray, every request sampled.
     Sampled,
     /// X-Ray, every request sampled, no daemon listening.
@@ -33,13 +37,14 @@ pub fn args() -> (Mode, String) {
     let mut a = std::env::args().skip(1);
     let mode = match a.next().as_deref() {
         Some("bare") => Mode::Bare,
+        Some("header") => Mode::Header,
         Some("sampled") => Mode::Sampled,
         Some("absent") => Mode::Absent,
         Some("default") => Mode::Default,
         Some("disabled") => Mode::Disabled,
         other => {
             eprintln!(
-                "usage: bench-<server> bare|sampled|absent|default|disabled ADDR (got {other:?})"
+                "usage: bench-<server> bare|header|sampled|absent|default|disabled ADDR (got {other:?})"
             );
             std::process::exit(2)
         }
@@ -48,11 +53,14 @@ pub fn args() -> (Mode, String) {
     (mode, addr)
 }
 
-/// The recorder for a mode (`None` for bare).
+/// The value the `header` mode answers: what the layer would send, fixed.
+pub const FIXED_TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793";
+
+/// The recorder for a mode (`None` for bare and header).
 pub fn recorder(mode: Mode) -> Option<Recorder> {
     let b = Recorder::builder().service_name("bench");
     let r = match mode {
-        Mode::Bare => return None,
+        Mode::Bare | Mode::Header => return None,
         Mode::Sampled | Mode::Absent => b.sampler(AlwaysSample).build(),
         Mode::Default => b.sampler(LocalSampler::default()).build(),
         Mode::Disabled => b.enabled(false).build(),

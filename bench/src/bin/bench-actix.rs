@@ -1,5 +1,7 @@
-//! actix-web hello-world with one worker, with or without the X-Ray middleware.
+//! actix-web hello-world with one worker, with or without the X-Ray middleware (or, in
+//! `header` mode, only a middleware that adds a fixed trace header).
 
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpServer};
 use xray_actix::XRay;
 
@@ -13,7 +15,21 @@ fn main() -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         println!("listening on {addr} ({mode:?})");
         match recorder {
-            // Two separate apps so that `bare` carries no trace of the middleware at all.
+            // Separate apps so that `bare` carries no trace of any middleware at all.
+            None if mode == bench::Mode::Header => {
+                HttpServer::new(|| {
+                    App::new()
+                        .wrap(
+                            DefaultHeaders::new()
+                                .add(("x-amzn-trace-id", bench::FIXED_TRACE_HEADER)),
+                        )
+                        .route("/", web::get().to(hello))
+                })
+                .workers(1)
+                .bind(&addr)?
+                .run()
+                .await
+            }
             None => {
                 HttpServer::new(|| App::new().route("/", web::get().to(hello)))
                     .workers(1)

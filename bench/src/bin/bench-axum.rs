@@ -1,6 +1,9 @@
-//! axum hello-world on a single-threaded runtime, with or without the X-Ray layer.
+//! axum hello-world on a single-threaded runtime, with or without the X-Ray layer (or, in
+//! `header` mode, only a middleware that adds a fixed trace header).
 
+use axum::http::{HeaderName, HeaderValue};
 use axum::{routing::get, Router};
+use tower_http::set_header::SetResponseHeaderLayer;
 use xray_tower::XRayLayer;
 
 fn main() {
@@ -13,6 +16,11 @@ fn main() {
         let mut app = Router::new().route("/", get(|| async { "ok" }));
         if let Some(r) = bench::recorder(mode) {
             app = app.layer(XRayLayer::new("bench").with_recorder(r));
+        } else if mode == bench::Mode::Header {
+            app = app.layer(SetResponseHeaderLayer::overriding(
+                HeaderName::from_static("x-amzn-trace-id"),
+                HeaderValue::from_static(bench::FIXED_TRACE_HEADER),
+            ));
         }
         let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
         println!("listening on {addr} ({mode:?})");
