@@ -10,6 +10,14 @@ use xray_core::{EntityId, TraceId};
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ok", web::get().to(HttpResponse::Ok));
+    // The tracestate the handler's outbound calls would forward.
+    cfg.route(
+        "/state",
+        web::get().to(|| async {
+            let state = xray_core::current().and_then(|e| e.tracestate().map(str::to_string));
+            state.unwrap_or_else(|| "-".into())
+        }),
+    );
 }
 
 /// A fresh W3C trace whose id X-Ray accepts (epoch-prefixed), and its X-Ray spelling.
@@ -35,6 +43,18 @@ async fn traceparent_continues_the_trace_when_w3c_is_accepted() {
     assert_eq!(response_root(&res), root);
     let seg = segment_of(&c, &root);
     assert_eq!(seg.parent_id, Some(parent));
+
+    let state = client()
+        .get(s.url("/state"))
+        .header("traceparent", &tp)
+        .header("tracestate", "congo=t61rcWkgMzE")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(state, "congo=t61rcWkgMzE");
 }
 
 #[tokio::test]

@@ -69,6 +69,8 @@ pub(crate) struct Trace {
     pub(crate) sampled_requested: bool,
     /// Header pairs to forward (`Lineage`, unknown keys).
     pub(crate) extra: Vec<(Box<str>, Box<str>)>,
+    /// The W3C `tracestate` received with the trace, forwarded with `traceparent`.
+    pub(crate) tracestate: Option<Box<str>>,
     state: Option<Mutex<State>>,
 }
 
@@ -128,6 +130,7 @@ pub(crate) struct NewSegment<'a> {
     pub(crate) sampled: bool,
     pub(crate) sampled_requested: bool,
     pub(crate) extra: Vec<(Box<str>, Box<str>)>,
+    pub(crate) tracestate: Option<Box<str>>,
     /// A facade segment (Lambda) is never sent; its subsegments are sent on their own.
     pub(crate) facade: bool,
     /// Use this id for the segment (facade segments take the id from the header).
@@ -167,6 +170,7 @@ impl Entity {
             sampled: p.sampled,
             sampled_requested: p.sampled_requested,
             extra: p.extra,
+            tracestate: p.tracestate,
             state,
         });
         Entity {
@@ -228,6 +232,13 @@ impl Entity {
         );
         h.extra.clone_from(&self.trace.extra);
         h
+    }
+
+    /// The W3C `tracestate` that arrived with this trace (only kept when the server accepts W3C
+    /// Trace Context and the `traceparent` named the same trace). Outbound calls that send
+    /// `traceparent` send it along unchanged.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.trace.tracestate.as_deref()
     }
 
     /// The trace header a server returns on its response: `Root=<trace>`, plus

@@ -18,7 +18,8 @@
 //! the segment's `parent_id`, and the `sampled` flag becomes `Sampled=1`/`0`. With
 //! [`OutboundOptions::send_w3c`], outbound calls carry a `traceparent` built from the same ids
 //! as their `X-Amzn-Trace-Id`, so a callee instrumented with OpenTelemetry continues the
-//! trace. See [`crate::w3c`] for the exact mapping.
+//! trace. The `tracestate` that came with a continued `traceparent` goes out unchanged next to
+//! it ([`OutboundCall::tracestate`]). See [`crate::w3c`] for the exact mapping.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -216,6 +217,23 @@ impl ServerTracing {
         }
     }
 
+    /// The incoming `tracestate`, when W3C is accepted and the `traceparent` it came with
+    /// names the trace being continued (an `X-Amzn-Trace-Id` for another trace wins, and the
+    /// state of a trace we do not continue is not passed on).
+    fn tracestate_to_keep<'r>(
+        &self,
+        req: &IncomingRequest<'r>,
+        continued: Option<&TraceHeader>,
+    ) -> Option<&'r str> {
+        if !self.accept_w3c {
+            return None;
+        }
+        let state = crate::w3c::forwardable_tracestate(req.tracestate?)?;
+        let root = continued?.root?;
+        let w3c = crate::w3c::from_traceparent(req.traceparent?).ok()?;
+        (w3c.root == Some(root)).then_some(state)
+    }
+
     /// The recorder in use.
     pub fn recorder(&self) -> &Recorder {
         self.recorder.as_ref().unwrap_or_else(|| Recorder::global())
@@ -250,7 +268,8 @@ impl ServerTracing {
             .host(req.host_name())
             .method(Some(req.method))
             .url_path(Some(path));
-        let segment = recorder.begin_segment_with(name, header.as_ref(), &sampling);
+        let tracestate = self.tracestate_to_keep(req, header.as_ref());
+        let segment = recorder.begin_segment_w3c(name, header.as_ref(), &sampling, tracestate);
         if segment.is_sampled() {
             segment.set_http_request(request_block(req, self.record_query));
         }
@@ -395,6 +414,9 @@ pub struct OutboundCall {
     /// The value for the `traceparent` request header, when
     /// [`OutboundOptions::send_w3c`] asked for one.
     pub traceparent: Option<String>,
+    /// The value for the `tracestate` request header: the state that arrived with the trace
+    /// ([`Entity::tracestate`]), sent only along with `traceparent`.
+    pub tracestate: Option<String>,
 }
 
 /// Begins a `remote` subsegment for an outbound HTTP call under the current entity (or
@@ -441,10 +463,15 @@ pub fn begin_outbound(
     } else {
         None
     };
+    let tracestate = traceparent
+        .as_ref()
+        .and_then(|_| sub.tracestate())
+        .map(str::to_string);
     Some(OutboundCall {
         subsegment: sub,
         header: outbound.to_header_string(),
         traceparent,
+        tracestate,
     })
 }
 

@@ -263,6 +263,18 @@ impl Recorder {
         header: Option<&TraceHeader>,
         request: &SamplingRequest<'_>,
     ) -> Entity {
+        self.begin_segment_w3c(name, header, request, None)
+    }
+
+    /// [`begin_segment_with`](Self::begin_segment_with), keeping the W3C `tracestate` that
+    /// came with the trace so that outbound calls forward it.
+    pub(crate) fn begin_segment_w3c(
+        &self,
+        name: &str,
+        header: Option<&TraceHeader>,
+        request: &SamplingRequest<'_>,
+        tracestate: Option<&str>,
+    ) -> Entity {
         let incoming = header.and_then(|h| h.sampled);
         let sampled = match (incoming, &self.inner.incoming_sampled) {
             _ if !self.inner.enabled => false,
@@ -292,6 +304,7 @@ impl Recorder {
                 sampled,
                 sampled_requested: incoming == Some(Sampled::Requested),
                 extra,
+                tracestate: tracestate.map(Box::from),
                 facade: false,
                 id: None,
             },
@@ -321,6 +334,7 @@ impl Recorder {
                 sampled,
                 sampled_requested: false,
                 extra: header.extra.clone(),
+                tracestate: None,
                 facade: true,
                 id: Some(parent),
             },

@@ -23,6 +23,19 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The companion header carrying vendor state; forwarded unchanged when present.
 pub const TRACESTATE: &str = "tracestate";
 
+/// Longest `tracestate` forwarded: the W3C recommendation says a vendor should propagate at
+/// least 512 characters, and dropping longer values beats cutting list members in half.
+pub const MAX_TRACESTATE_LEN: usize = 512;
+
+/// The `tracestate` value to forward, or `None` when it is empty, longer than
+/// [`MAX_TRACESTATE_LEN`], or holds characters a header value cannot carry unchanged. The
+/// value is passed on as received (it belongs to other vendors), only trimmed.
+pub fn forwardable_tracestate(value: &str) -> Option<&str> {
+    let v = value.trim_matches([' ', '\t']);
+    let printable = v.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t');
+    (!v.is_empty() && v.len() <= MAX_TRACESTATE_LEN && printable).then_some(v)
+}
+
 /// Why a `traceparent` was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -99,6 +112,22 @@ pub fn to_traceparent(header: &TraceHeader) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::forwardable_tracestate as fwd;
+
+    #[test]
+    fn tracestate_is_forwarded_as_received_when_a_header_can_carry_it() {
+        assert_eq!(fwd("congo=t61rcWkgMzE"), Some("congo=t61rcWkgMzE"));
+        assert_eq!(fwd(" a=1 , b=2\t"), Some("a=1 , b=2"));
+        assert_eq!(fwd(""), None);
+        assert_eq!(fwd("   "), None);
+        assert_eq!(fwd("a=é"), None);
+        assert_eq!(fwd("a=1\nb=2"), None);
+        let long = format!("k={}", "x".repeat(super::MAX_TRACESTATE_LEN));
+        assert_eq!(fwd(&long), None);
+        let fits = format!("k={}", "x".repeat(super::MAX_TRACESTATE_LEN - 2));
+        assert_eq!(fwd(&fits), Some(fits.as_str()));
+    }
+
     use super::*;
 
     #[test]

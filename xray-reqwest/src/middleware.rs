@@ -8,7 +8,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use xray_core::http::{begin_outbound, end_outbound, OutboundCall, OutboundOptions};
-use xray_core::w3c::TRACEPARENT;
+use xray_core::w3c::{TRACEPARENT, TRACESTATE};
 use xray_core::{context, header::HEADER_NAME};
 
 use crate::failure::record_failure;
@@ -145,6 +145,16 @@ impl XRayMiddleware {
                 // Hex digits and dashes only: always a valid header value.
                 if let Ok(value) = HeaderValue::from_str(traceparent) {
                     req.headers_mut().insert(name, value);
+                }
+                // The state travels with the traceparent it belongs to, or not at all.
+                let state = HeaderName::from_static(TRACESTATE);
+                match call.tracestate.as_deref().map(HeaderValue::from_str) {
+                    Some(Ok(value)) => {
+                        req.headers_mut().insert(state, value);
+                    }
+                    _ => {
+                        req.headers_mut().remove(state);
+                    }
                 }
             }
         }

@@ -59,3 +59,58 @@ async fn traceparent_set_by_the_caller_is_kept() {
     .await;
     assert_eq!(headers["traceparent"], mine);
 }
+
+#[tokio::test]
+async fn tracestate_received_with_the_trace_goes_out_with_traceparent() {
+    use xray_core::header::{Sampled, TraceHeader};
+    use xray_core::http::{IncomingRequest, ServerTracing};
+
+    let server = start_server().await;
+    let collector = Collector::start().unwrap();
+    let root = xray_core::TraceId::new();
+    let incoming = TraceHeader::new(root, Some(xray_core::EntityId::new()), Some(Sampled::Yes));
+    let tp = xray_core::w3c::to_traceparent(&incoming).unwrap();
+    let segment = ServerTracing::new("svc")
+        .with_recorder(collector.recorder("svc"))
+        .accept_w3c(true)
+        .begin(&IncomingRequest {
+            method: "GET",
+            traceparent: Some(&tp),
+            tracestate: Some(" congo=t61rcWkgMzE,rojo=00f067aa0ba902b7 "),
+            ..IncomingRequest::default()
+        });
+    assert_eq!(segment.trace_id(), root);
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(XRayMiddleware::new().send_w3c(true))
+        .build();
+    let echo = |req: reqwest_middleware::RequestBuilder| {
+        context::scope(segment.clone(), async move {
+            let text = req.send().await.unwrap().text().await.unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        })
+    };
+    let headers = echo(client.get(server.url("/echo"))).await;
+    assert_eq!(
+        headers["tracestate"],
+        "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    );
+    // A stale state the caller left on the request would no longer match the traceparent we
+    // send: ours replaces it.
+    let headers = echo(
+        client
+            .get(server.url("/echo"))
+            .header("tracestate", "stale=1"),
+    )
+    .await;
+    assert_eq!(
+        headers["tracestate"],
+        "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    );
+    // Without send_w3c nothing W3C goes out.
+    let plain = ClientBuilder::new(reqwest::Client::new())
+        .with(XRayMiddleware::new())
+        .build();
+    let headers = echo(plain.get(server.url("/echo"))).await;
+    assert!(headers.get("tracestate").is_none(), "{headers}");
+    segment.end();
+}

@@ -18,6 +18,7 @@ use crate::outcome::{self, Message};
 
 const TRACE_HEADER: HeaderName = HeaderName::from_static(xray_core::header::HEADER_NAME);
 const TRACEPARENT: HeaderName = HeaderName::from_static(xray_core::w3c::TRACEPARENT);
+const TRACESTATE: HeaderName = HeaderName::from_static(xray_core::w3c::TRACESTATE);
 
 /// A [`Layer`] for HTTP clients: records each outbound call as a `remote` subsegment of the
 /// current entity and sends the trace header along.
@@ -144,6 +145,15 @@ where
                 .and_then(|v| HeaderValue::try_from(v).ok())
             {
                 req.headers_mut().insert(TRACEPARENT, value);
+                // The state travels with the traceparent it belongs to, or not at all.
+                match call
+                    .tracestate
+                    .as_deref()
+                    .and_then(|v| HeaderValue::try_from(v).ok())
+                {
+                    Some(value) => req.headers_mut().insert(TRACESTATE, value),
+                    None => req.headers_mut().remove(TRACESTATE),
+                };
             }
         }
         ClientResponseFuture {

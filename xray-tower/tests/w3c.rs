@@ -24,7 +24,8 @@ fn traceparent(flags: &str) -> (String, String, EntityId) {
     (format!("00-{hex}-{parent}-{flags}"), root, parent)
 }
 
-/// Echoes the `traceparent` and `x-amzn-trace-id` headers it received, one per line.
+/// Echoes the `traceparent`, `x-amzn-trace-id` and `tracestate` headers it received, one per
+/// line (`-` for a missing one).
 async fn echo_server() -> SocketAddr {
     async fn echo(headers: HeaderMap) -> String {
         let h = |n: &str| {
@@ -34,7 +35,12 @@ async fn echo_server() -> SocketAddr {
                 .unwrap_or("-")
                 .to_string()
         };
-        format!("{}\n{}", h("traceparent"), h("x-amzn-trace-id"))
+        format!(
+            "{}\n{}\n{}",
+            h("traceparent"),
+            h("x-amzn-trace-id"),
+            h("tracestate")
+        )
     }
     serve_axum(Router::new().route("/", axum::routing::get(echo))).await
 }
@@ -61,6 +67,64 @@ async fn relay(collector: &Collector, accept_w3c: bool, downstream: SocketAddr) 
     serve_axum(app).await
 }
 
+/// The `traceparent` and `x-amzn-trace-id` lines of an echo.
+fn echoed(body: &str) -> (&str, &str) {
+    let mut lines = body.lines();
+    (lines.next().unwrap(), lines.next().unwrap())
+}
+
+fn echoed_tracestate(body: &str) -> &str {
+    body.lines().nth(2).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracestate_travels_with_the_continued_trace_and_only_then() {
+    let collector = Collector::start().unwrap();
+    let downstream = echo_server().await;
+    let state = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+    let (tp, _, _) = traceparent("01");
+    let accepting = relay(&collector, true, downstream).await;
+    let reply = get(
+        accepting,
+        "/",
+        &[("traceparent", &tp), ("tracestate", state)],
+    )
+    .await;
+    let body = String::from_utf8(reply.body.to_vec()).unwrap();
+    assert_eq!(echoed_tracestate(&body), state);
+
+    // Not accepting W3C: the trace is new, so the state of the caller's trace stays behind.
+    let ignoring = relay(&collector, false, downstream).await;
+    let reply = get(
+        ignoring,
+        "/",
+        &[("traceparent", &tp), ("tracestate", state)],
+    )
+    .await;
+    let body = String::from_utf8(reply.body.to_vec()).unwrap();
+    assert_eq!(echoed_tracestate(&body), "-");
+
+    // An X-Amzn-Trace-Id for another trace wins over traceparent: its state is not passed on.
+    let other = TraceId::new();
+    let xray = format!("Root={other};Parent={};Sampled=1", EntityId::new());
+    let reply = get(
+        accepting,
+        "/",
+        &[
+            ("traceparent", &tp),
+            ("tracestate", state),
+            ("x-amzn-trace-id", &xray),
+        ],
+    )
+    .await;
+    let body = String::from_utf8(reply.body.to_vec()).unwrap();
+    assert!(
+        echoed(&body).1.starts_with(&format!("Root={other};")),
+        "{body}"
+    );
+    assert_eq!(echoed_tracestate(&body), "-");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traceparent_round_trips_through_the_segment_and_the_client_layer() {
     let collector = Collector::start().unwrap();
@@ -77,7 +141,7 @@ async fn traceparent_round_trips_through_the_segment_and_the_client_layer() {
     let call = &seg.subsegments[0];
 
     let body = String::from_utf8(reply.body.to_vec()).unwrap();
-    let (sent_tp, sent_xray) = body.split_once('\n').unwrap();
+    let (sent_tp, sent_xray) = echoed(&body);
     let hex = root[2..].replace('-', "");
     assert_eq!(sent_tp, format!("00-{hex}-{}-01", call.id));
     assert_eq!(
@@ -106,7 +170,7 @@ async fn unsampled_traceparent_is_continued_without_recording() {
     let (tp, root, _) = traceparent("00");
     let reply = get(relay, "/", &[("traceparent", &tp)]).await;
     let body = String::from_utf8(reply.body.to_vec()).unwrap();
-    let (sent_tp, sent_xray) = body.split_once('\n').unwrap();
+    let (sent_tp, sent_xray) = echoed(&body);
     let hex = root[2..].replace('-', "");
     assert!(sent_tp.starts_with(&format!("00-{hex}-")) && sent_tp.ends_with("-00"));
     assert!(sent_xray.starts_with(&format!("Root={root};")) && sent_xray.ends_with("Sampled=0"));
