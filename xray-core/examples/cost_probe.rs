@@ -57,7 +57,7 @@ fn main() {
         })
     );
     println!(
-        "serialize into presized buffer: {:.0} ns",
+        "serde_json, for comparison: whole document: {:.0} ns",
         min_ns(|| {
             let mut v = Vec::with_capacity(1024);
             serde_json::to_writer(&mut v, black_box(&doc)).unwrap();
@@ -68,7 +68,7 @@ fn main() {
     d2.aws.clear();
     d2.service = None;
     println!(
-        "serialize w/o aws+service maps: {:.0} ns",
+        "serde_json, for comparison: without aws+service maps: {:.0} ns",
         min_ns(|| {
             let mut v = Vec::with_capacity(1024);
             serde_json::to_writer(&mut v, black_box(&d2)).unwrap();
@@ -77,7 +77,7 @@ fn main() {
     );
     let ts = doc.start_time;
     println!(
-        "serialize one timestamp: {:.0} ns",
+        "serde_json, for comparison: one timestamp: {:.0} ns",
         min_ns(|| {
             let mut v = Vec::with_capacity(64);
             serde_json::to_writer(&mut v, black_box(&ts)).unwrap();
@@ -86,7 +86,7 @@ fn main() {
     );
     let id = doc.id;
     println!(
-        "serialize one id: {:.0} ns",
+        "serde_json, for comparison: one id: {:.0} ns",
         min_ns(|| {
             let mut v = Vec::with_capacity(64);
             serde_json::to_writer(&mut v, black_box(&id)).unwrap();
@@ -95,7 +95,7 @@ fn main() {
     );
     let http = doc.http.clone();
     println!(
-        "serialize http block: {:.0} ns",
+        "serde_json, for comparison: http block: {:.0} ns",
         min_ns(|| {
             let mut v = Vec::with_capacity(256);
             serde_json::to_writer(&mut v, black_box(&http)).unwrap();

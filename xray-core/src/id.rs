@@ -301,15 +301,55 @@ pub(crate) fn write_hex(out: &mut [u8], v: u128) {
 }
 
 fn write_hex64(out: &mut [u8], mut v: u64) {
-    for slot in out.iter_mut().rev() {
-        *slot = HEX[(v & 0xf) as usize];
-        v >>= 4;
+    // A byte (two digits) per step from a table, then a last nibble for odd lengths.
+    let mut chunks = out.rchunks_exact_mut(2);
+    for pair in &mut chunks {
+        pair.copy_from_slice(&HEX_PAIRS[(v & 0xff) as usize]);
+        v >>= 8;
+    }
+    if let [digit] = chunks.into_remainder() {
+        *digit = HEX[(v & 0xf) as usize];
     }
 }
+
+/// The two lower-case hex digits of every byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_written_like_format_for_every_width() {
+        let values = [
+            0u128,
+            1,
+            0xab,
+            0x0123_4567_89ab_cdef,
+            u128::MAX,
+            0xfedc_ba98_7654_3210_0f1e_2d3c_4b5a_6978,
+        ];
+        for v in values {
+            for width in 1..=32usize {
+                let mut out = vec![0u8; width];
+                write_hex(&mut out, v);
+                let full = format!("{v:032x}");
+                assert_eq!(
+                    std::str::from_utf8(&out).unwrap(),
+                    &full[32 - width..],
+                    "{v:x} width {width}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn trace_id_has_the_documented_shape() {

@@ -303,25 +303,40 @@ fn write_time(out: &mut Vec<u8>, t: Timestamp) {
     let micros = t.as_micros();
     write_u64(out, micros / 1_000_000);
     out.push(b'.');
-    let mut digits = [b'0'; 6];
-    let mut f = micros % 1_000_000;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (f % 10) as u8;
-        f /= 10;
-    }
+    let f = (micros % 1_000_000) as usize;
+    let mut digits = [0u8; 6];
+    digits[..2].copy_from_slice(&DEC_PAIRS[f / 10_000]);
+    digits[2..4].copy_from_slice(&DEC_PAIRS[f / 100 % 100]);
+    digits[4..].copy_from_slice(&DEC_PAIRS[f % 100]);
     out.extend_from_slice(&digits);
 }
 
+/// `00` to `99`.
+const DEC_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
 fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    // Two digits per division, from the right.
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
+    while v >= 100 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DEC_PAIRS[(v % 100) as usize]);
+        v /= 100;
+    }
+    if v >= 10 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DEC_PAIRS[v as usize]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        buf[i] = b'0' + v as u8;
     }
     out.extend_from_slice(&buf[i..]);
 }
@@ -484,6 +499,18 @@ mod tests {
             applied.apply_decoration();
             assert_eq!(fast, serde_json::to_value(&applied).unwrap());
             assert_eq!(fast["aws"]["ec2"]["instance_id"], "i-1");
+        }
+    }
+
+    #[test]
+    fn integers_are_written_like_display() {
+        let mut edges = vec![0u64, 9, 10, 11, 99, 100, 101, 999, 1000, 12_345, u64::MAX];
+        edges.extend((0..20).map(|p| 10u64.pow(p)));
+        edges.extend((1..20).map(|p| 10u64.pow(p) - 1));
+        for v in edges {
+            let mut out = Vec::new();
+            write_u64(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
         }
     }
 
