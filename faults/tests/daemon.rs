@@ -50,8 +50,9 @@ fn drained(recorder: &Recorder) -> xray_core::emitter::EmitterStats {
 async fn daemon_port_answering_icmp_unreachable_never_reaches_requests() {
     let port = closed_udp_port();
     // The port really answers with ICMP port unreachable: a connected socket sees it as
-    // ECONNREFUSED on a later call. The emitter's socket is not connected, so Linux keeps
-    // the error to itself and the datagram counts as sent.
+    // ECONNREFUSED on a later call. The emitter's socket is connected: the report costs the
+    // datagram it lands on nothing (that one is sent again), so every document still counts
+    // as sent, and none ever reaches a request.
     let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
     probe.connect(("127.0.0.1", port)).unwrap();
     probe.send(b"probe").unwrap();
