@@ -7,18 +7,23 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use super::encode::Encoded;
 use super::{encode_datagrams, sendmany, Counters, Emitter, EmitterStats, MAX_DATAGRAM_BYTES};
 use crate::daemon::{DaemonAddress, HostPort};
 use crate::document::Document;
 
 /// How often a busy emitter thread looks for new documents. Between looks, requests hand
-/// documents over without waking it, so a busy service pays no context switch per request.
-const BATCH_INTERVAL: Duration = Duration::from_millis(2);
+/// documents over without waking it, so a busy service pays no context switch per request,
+/// and each look sends what gathered in as few system calls as possible. 10 ms rather than
+/// 2 ms: under the default rule (a few sampled requests per interval) the thread's wake-ups
+/// and the caches they displaced cost the request thread more than the sends themselves. The
+/// daemon batches for a second anyway, and a burst that fills half the queue wakes it early.
+const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The hand-over point between requests and the emitter thread.
 #[derive(Debug)]
 struct Queue {
-    docs: Mutex<VecDeque<Document>>,
+    docs: Mutex<VecDeque<Encoded>>,
     capacity: usize,
     /// The thread is parked with nothing to do and must be woken by the next document.
     idle: AtomicBool,
@@ -32,7 +37,7 @@ struct Queue {
 }
 
 impl Queue {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Document>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Encoded>> {
         self.docs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -50,11 +55,13 @@ impl Queue {
 
 /// Sends documents to the X-Ray daemon over UDP.
 ///
-/// [`emit`](Emitter::emit) only puts the document on a bounded queue: when the queue is full
-/// the document is dropped and counted, so a slow or absent daemon never blocks a request or
-/// grows memory. A background thread named `xray-emitter` serializes, splits or trims to fit
-/// [`MAX_DATAGRAM_BYTES`], resolves the daemon's address and sends. While documents keep
-/// coming it takes them in batches every 2 ms; once idle it sleeps until the next one.
+/// [`emit`](Emitter::emit) serializes the document (split or trimmed to fit
+/// [`MAX_DATAGRAM_BYTES`]) and puts the datagrams on a bounded queue; it never touches the
+/// network. When the queue is full the document is dropped and counted (before any work is
+/// spent on it), so a slow or absent daemon never blocks a request or grows memory. A
+/// background thread named `xray-emitter` resolves the daemon's address and sends. While
+/// documents keep coming it takes them in batches every 10 ms (sooner when half the queue is
+/// full) and sends up to 64 datagrams per system call; once idle it sleeps until the next one.
 #[derive(Debug, Clone)]
 pub struct UdpEmitter {
     shared: Arc<Shared>,
@@ -66,6 +73,7 @@ struct Shared {
     queue: Arc<Queue>,
     counters: Arc<Counters>,
     address: HostPort,
+    budget: usize,
 }
 
 impl Drop for Shared {
@@ -118,7 +126,6 @@ impl UdpEmitterBuilder {
         let counters = Arc::new(Counters::default());
         let worker = Worker {
             address: self.address.clone(),
-            budget: self.datagram_budget,
             counters: counters.clone(),
             target: None,
             socket: None,
@@ -145,6 +152,7 @@ impl UdpEmitterBuilder {
                 queue,
                 counters,
                 address: self.address,
+                budget: self.datagram_budget,
             }),
         }
     }
@@ -176,13 +184,21 @@ impl Emitter for UdpEmitter {
         let q = &self.shared.queue;
         let counters = &self.shared.counters;
         Counters::add(&counters.accepted, 1);
-        let accepted = !q.closed.load(Ordering::Acquire) && {
+        // Serialized here, on the thread that ended the segment, so that the document's dozen
+        // allocations are freed by the thread that made them; the emitter thread only sends
+        // bytes. When the emitter thread freed whole documents, the request thread lost its
+        // allocator's fast path: under the default rule (axum, one core) requests cost 13.4 µs
+        // of CPU instead of 11.6 µs with the SDK disabled, for 0.2 µs of extra instructions.
+        // Serializing here brought that to 11.5 µs against 10.5 µs.
+        let mut half_full = false;
+        let accepted = !q.closed.load(Ordering::Acquire) && q.lock().len() < q.capacity && {
+            let encoded = encode_datagrams(document, self.shared.budget);
             let mut docs = q.lock();
-            if docs.len() < q.capacity {
-                docs.push_back(document);
+            // Checked again: other threads may have filled the queue meanwhile.
+            docs.len() < q.capacity && {
+                docs.push_back(encoded);
+                half_full = docs.len() == q.capacity.div_ceil(2);
                 true
-            } else {
-                false
             }
         };
         if !accepted {
@@ -196,8 +212,9 @@ impl Emitter for UdpEmitter {
             return;
         }
         q.queued.fetch_add(1, Ordering::Release);
-        // Wake the thread only when it sleeps; a busy thread finds the document by itself.
-        if q.idle.swap(false, Ordering::AcqRel) {
+        // Wake the thread only when it sleeps, or early when a burst has filled half the
+        // queue; otherwise a busy thread finds the document on its next round by itself.
+        if q.idle.swap(false, Ordering::AcqRel) || half_full {
             q.wake();
         }
     }
@@ -234,7 +251,6 @@ impl Emitter for UdpEmitter {
 
 struct Worker {
     address: HostPort,
-    budget: usize,
     counters: Arc<Counters>,
     target: Option<SocketAddr>,
     socket: Option<UdpSocket>,
@@ -278,8 +294,7 @@ impl Worker {
         }
     }
 
-    fn encode(&mut self, doc: Document, pending: &mut Vec<Vec<u8>>) {
-        let enc = encode_datagrams(doc, self.budget);
+    fn encode(&mut self, enc: Encoded, pending: &mut Vec<Vec<u8>>) {
         if enc.split {
             Counters::add(&self.counters.split, 1);
         }
