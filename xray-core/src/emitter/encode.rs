@@ -34,6 +34,29 @@ pub fn encode_datagrams(doc: Document, budget: usize) -> Encoded {
     out
 }
 
+/// What [`encode_one`] made of a document.
+#[derive(Debug)]
+pub(crate) enum Datagrams {
+    /// The usual case: the document fits one datagram.
+    One(Vec<u8>),
+    /// Split, trimmed or dropped: see [`Encoded`].
+    Many(Encoded),
+}
+
+/// Like [`encode_datagrams`], serializing into `buf` (cleared first) and returning it as the
+/// one datagram when the document fits, which is almost always: no allocation when `buf` has
+/// room, and no list of datagrams around a single one.
+pub(crate) fn encode_one(doc: Document, budget: usize, mut buf: Vec<u8>) -> Datagrams {
+    let budget = budget.max(1024);
+    buf.clear();
+    buf.extend_from_slice(DATAGRAM_HEADER.as_bytes());
+    doc.write_json(&mut buf);
+    if buf.len() <= budget {
+        return Datagrams::One(buf);
+    }
+    Datagrams::Many(encode_datagrams(doc, budget))
+}
+
 fn serialize(doc: &Document) -> Vec<u8> {
     let mut buf = Vec::with_capacity(DATAGRAM_HEADER.len() + 1024);
     buf.extend_from_slice(DATAGRAM_HEADER.as_bytes());
