@@ -384,9 +384,10 @@ impl Entity {
                 return;
             }
         };
-        // The emitter thread serializes recursively: a value nested deeper than any reader
-        // accepts (serde_json reads 128 levels) would be refused later, or worse, exhaust
-        // that thread's stack. Such values are dropped here, where the caller can be told.
+        // The document writer recurses (on the thread that ends the segment): a value nested
+        // deeper than any reader accepts (serde_json reads 128 levels) would be refused later,
+        // or worse, exhaust that thread's stack. Such values are dropped here, where the
+        // caller can be told.
         if json_depth(&value) > MAX_METADATA_DEPTH {
             tracing::warn!(
                 key,

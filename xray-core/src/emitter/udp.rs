@@ -315,7 +315,7 @@ impl Worker {
                 // per run instead of one per datagram.
                 let take = batch.len().min(sendmany::PER_CALL);
                 for doc in batch.drain(..take) {
-                    self.encode(doc, &mut pending);
+                    self.take_datagrams(doc, &mut pending);
                 }
                 self.send_pending(&pending);
                 q.give_back(&mut pending);
@@ -333,7 +333,8 @@ impl Worker {
         }
     }
 
-    fn encode(&mut self, datagrams: Datagrams, pending: &mut Vec<Vec<u8>>) {
+    /// Counts what encoding did to a document and adds its datagrams to `pending`.
+    fn take_datagrams(&mut self, datagrams: Datagrams, pending: &mut Vec<Vec<u8>>) {
         let enc = match datagrams {
             Datagrams::One(d) => {
                 pending.push(d);
