@@ -105,25 +105,13 @@ pub(crate) fn write_document(out: &mut Vec<u8>, doc: &Document) {
     }
     if !doc.precursor_ids.is_empty() {
         w.key("precursor_ids");
-        w.out.push(b'[');
-        for (i, id) in doc.precursor_ids.iter().enumerate() {
-            if i > 0 {
-                w.out.push(b',');
-            }
-            write_entity_id(w.out, *id);
-        }
-        w.out.push(b']');
+        write_array(w.out, &doc.precursor_ids, |out, id| {
+            write_entity_id(out, *id)
+        });
     }
     if !doc.subsegments.is_empty() {
         w.key("subsegments");
-        w.out.push(b'[');
-        for (i, s) in doc.subsegments.iter().enumerate() {
-            if i > 0 {
-                w.out.push(b',');
-            }
-            write_document(w.out, s);
-        }
-        w.out.push(b']');
+        write_array(w.out, &doc.subsegments, write_document);
     }
     w.close();
 }
@@ -227,24 +215,10 @@ fn write_cause(out: &mut Vec<u8>, cause: &Cause) {
             o.opt_str_field("working_directory", &data.working_directory);
             if !data.paths.is_empty() {
                 o.key("paths");
-                o.out.push(b'[');
-                for (i, p) in data.paths.iter().enumerate() {
-                    if i > 0 {
-                        o.out.push(b',');
-                    }
-                    write_str(o.out, p);
-                }
-                o.out.push(b']');
+                write_array(o.out, &data.paths, |out, p| write_str(out, p));
             }
             o.key("exceptions");
-            o.out.push(b'[');
-            for (i, e) in data.exceptions.iter().enumerate() {
-                if i > 0 {
-                    o.out.push(b',');
-                }
-                write_exception(o.out, e);
-            }
-            o.out.push(b']');
+            write_array(o.out, &data.exceptions, write_exception);
             o.close();
         }
     }
@@ -266,24 +240,28 @@ fn write_exception(out: &mut Vec<u8>, e: &Exception) {
     }
     if !e.stack.is_empty() {
         o.key("stack");
-        o.out.push(b'[');
-        for (i, f) in e.stack.iter().enumerate() {
-            if i > 0 {
-                o.out.push(b',');
-            }
-            o.out.push(b'{');
-            let mut fo = Obj {
-                out: o.out,
-                first: true,
-            };
+        write_array(o.out, &e.stack, |out, f| {
+            out.push(b'{');
+            let mut fo = Obj { out, first: true };
             fo.opt_str_field("path", &f.path);
             fo.u64_field("line", f.line.map(u64::from));
             fo.opt_str_field("label", &f.label);
             fo.close();
-        }
-        o.out.push(b']');
+        });
     }
     o.close();
+}
+
+/// `[a,b,...]`, each item written by `write`.
+fn write_array<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
 }
 
 fn write_entity_id(out: &mut Vec<u8>, id: EntityId) {
