@@ -419,6 +419,30 @@ pub struct OutboundCall {
     pub tracestate: Option<String>,
 }
 
+impl OutboundCall {
+    /// Puts `traceparent` on an outbound request's headers, with the `tracestate` that belongs
+    /// to it (a stale `tracestate` left on the request is removed, since it would no longer
+    /// match). Does nothing unless [`OutboundOptions::send_w3c`] asked for W3C headers.
+    pub fn insert_w3c_headers(&self, headers: &mut http::HeaderMap) {
+        let Some(value) = self
+            .traceparent
+            .as_deref()
+            .and_then(|v| http::HeaderValue::from_str(v).ok())
+        else {
+            return;
+        };
+        headers.insert(crate::w3c::TRACEPARENT, value);
+        match self
+            .tracestate
+            .as_deref()
+            .and_then(|v| http::HeaderValue::from_str(v).ok())
+        {
+            Some(state) => headers.insert(crate::w3c::TRACESTATE, state),
+            None => headers.remove(crate::w3c::TRACESTATE),
+        };
+    }
+}
+
 /// Begins a `remote` subsegment for an outbound HTTP call under the current entity (or
 /// `parent` when given). Returns `None` when there is neither: the call then goes out
 /// untouched, and the recorder's context-missing strategy decides what is logged (it never

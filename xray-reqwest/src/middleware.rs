@@ -8,7 +8,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use xray_core::http::{begin_outbound, end_outbound, OutboundCall, OutboundOptions};
-use xray_core::w3c::{TRACEPARENT, TRACESTATE};
+use xray_core::w3c::TRACEPARENT;
 use xray_core::{context, header::HEADER_NAME};
 
 use crate::failure::record_failure;
@@ -139,24 +139,8 @@ impl XRayMiddleware {
 
     /// Sets the trace header on the request, unless the caller set one and overwriting is off.
     fn inject(&self, req: &mut Request, call: &OutboundCall) {
-        if let Some(traceparent) = &call.traceparent {
-            let name = HeaderName::from_static(TRACEPARENT);
-            if self.overwrite_header || !req.headers().contains_key(&name) {
-                // Hex digits and dashes only: always a valid header value.
-                if let Ok(value) = HeaderValue::from_str(traceparent) {
-                    req.headers_mut().insert(name, value);
-                }
-                // The state travels with the traceparent it belongs to, or not at all.
-                let state = HeaderName::from_static(TRACESTATE);
-                match call.tracestate.as_deref().map(HeaderValue::from_str) {
-                    Some(Ok(value)) => {
-                        req.headers_mut().insert(state, value);
-                    }
-                    _ => {
-                        req.headers_mut().remove(state);
-                    }
-                }
-            }
+        if self.overwrite_header || !req.headers().contains_key(TRACEPARENT) {
+            call.insert_w3c_headers(req.headers_mut());
         }
         let name = HeaderName::from_static(HEADER_NAME);
         if !self.overwrite_header && req.headers().contains_key(&name) {

@@ -17,8 +17,6 @@ use xray_core::Entity;
 use crate::outcome::{self, Message};
 
 const TRACE_HEADER: HeaderName = HeaderName::from_static(xray_core::header::HEADER_NAME);
-const TRACEPARENT: HeaderName = HeaderName::from_static(xray_core::w3c::TRACEPARENT);
-const TRACESTATE: HeaderName = HeaderName::from_static(xray_core::w3c::TRACESTATE);
 
 /// A [`Layer`] for HTTP clients: records each outbound call as a `remote` subsegment of the
 /// current entity and sends the trace header along.
@@ -139,22 +137,7 @@ where
                 }
                 Err(_) => tracing::warn!("trace header is not a valid header value; not sent"),
             }
-            if let Some(value) = call
-                .traceparent
-                .as_deref()
-                .and_then(|v| HeaderValue::try_from(v).ok())
-            {
-                req.headers_mut().insert(TRACEPARENT, value);
-                // The state travels with the traceparent it belongs to, or not at all.
-                match call
-                    .tracestate
-                    .as_deref()
-                    .and_then(|v| HeaderValue::try_from(v).ok())
-                {
-                    Some(value) => req.headers_mut().insert(TRACESTATE, value),
-                    None => req.headers_mut().remove(TRACESTATE),
-                };
-            }
+            call.insert_w3c_headers(req.headers_mut());
         }
         ClientResponseFuture {
             inner: self.inner.call(req),
