@@ -27,6 +27,15 @@ fn min_ns(mut f: impl FnMut()) -> f64 {
     best
 }
 
+/// [`min_ns`] of serializing `value` with serde_json into a buffer of `capacity` bytes.
+fn serde_ns<T: serde::Serialize>(value: &T, capacity: usize) -> f64 {
+    min_ns(|| {
+        let mut v = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut v, black_box(value)).unwrap();
+        black_box(v);
+    })
+}
+
 fn main() {
     let mem = MemoryEmitter::new();
     let r = Recorder::builder()
@@ -56,52 +65,16 @@ fn main() {
             black_box(black_box(&doc).to_json());
         })
     );
-    println!(
-        "serde_json, for comparison: whole document: {:.0} ns",
-        min_ns(|| {
-            let mut v = Vec::with_capacity(1024);
-            serde_json::to_writer(&mut v, black_box(&doc)).unwrap();
-            black_box(v);
-        })
-    );
+    // serde_json on the same values, for comparison with the hand-written writer above.
     let mut d2 = doc.clone();
     d2.aws.clear();
     d2.service = None;
-    println!(
-        "serde_json, for comparison: without aws+service maps: {:.0} ns",
-        min_ns(|| {
-            let mut v = Vec::with_capacity(1024);
-            serde_json::to_writer(&mut v, black_box(&d2)).unwrap();
-            black_box(v);
-        })
-    );
-    let ts = doc.start_time;
-    println!(
-        "serde_json, for comparison: one timestamp: {:.0} ns",
-        min_ns(|| {
-            let mut v = Vec::with_capacity(64);
-            serde_json::to_writer(&mut v, black_box(&ts)).unwrap();
-            black_box(v);
-        })
-    );
-    let id = doc.id;
-    println!(
-        "serde_json, for comparison: one id: {:.0} ns",
-        min_ns(|| {
-            let mut v = Vec::with_capacity(64);
-            serde_json::to_writer(&mut v, black_box(&id)).unwrap();
-            black_box(v);
-        })
-    );
-    let http = doc.http.clone();
-    println!(
-        "serde_json, for comparison: http block: {:.0} ns",
-        min_ns(|| {
-            let mut v = Vec::with_capacity(256);
-            serde_json::to_writer(&mut v, black_box(&http)).unwrap();
-            black_box(v);
-        })
-    );
+    let serde = |what: &str, ns: f64| println!("serde_json, for comparison: {what}: {ns:.0} ns");
+    serde("whole document", serde_ns(&doc, 1024));
+    serde("without aws+service maps", serde_ns(&d2, 1024));
+    serde("one timestamp", serde_ns(&doc.start_time, 64));
+    serde("one id", serde_ns(&doc.id, 64));
+    serde("http block", serde_ns(&doc.http, 256));
     let h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     println!(
         "header parse: {:.0} ns",
