@@ -7,35 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
 use common::*;
-use xray_core::Recorder;
-use xray_tower::XRayLayer;
-
-fn app(recorder: &Recorder) -> Router {
-    Router::new()
-        .route(
-            "/work",
-            get(|| async {
-                xray_core::put_annotation("user", "someone");
-                xray_core::capture_async("db", async {
-                    xray_core::put_metadata("rows", vec![1, 2, 3]);
-                })
-                .await;
-                "ok"
-            }),
-        )
-        .layer(XRayLayer::new("faults").with_recorder(recorder.clone()))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_emitter_queue_drops_and_counts_without_slowing_requests() {
     let port = closed_udp_port();
     let idle = udp_recorder(&format!("127.0.0.1:{port}"), 4096);
     let full = udp_recorder(&format!("127.0.0.1:{port}"), 1);
-    let idle_addr = serve(app(&idle)).await;
-    let full_addr = serve(app(&full)).await;
+    let idle_addr = serve(work_app(&idle)).await;
+    let full_addr = serve(work_app(&full)).await;
 
     // Keep the one-slot queue full from another thread for the whole measurement.
     let stop = Arc::new(AtomicBool::new(false));

@@ -5,29 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
-use axum::Router;
 use bytes::Bytes;
 use common::*;
 use http_body_util::Full;
-use xray_core::Recorder;
-use xray_tower::XRayLayer;
-
-fn app(recorder: &Recorder) -> Router {
-    Router::new()
-        .route(
-            "/work",
-            get(|| async {
-                xray_core::put_annotation("user", "someone");
-                xray_core::capture_async("db", async {
-                    xray_core::put_metadata("rows", vec![1, 2, 3]);
-                })
-                .await;
-                "ok"
-            }),
-        )
-        .layer(XRayLayer::new("faults").with_recorder(recorder.clone()))
-}
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -47,7 +27,7 @@ async fn memory_stays_bounded_through_a_burst_with_the_daemon_absent() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let recorder = udp_recorder(&format!("127.0.0.1:{}", closed_udp_port()), 2048);
-    let addr = serve(app(&recorder)).await;
+    let addr = serve(work_app(&recorder)).await;
     let client = h2_client();
     let run = |duration: Duration| {
         let client = client.clone();

@@ -28,6 +28,24 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A recorder sampling everything and sending over UDP to `daemon` through a queue of
 /// `queue` documents.
+/// `GET /work` behind the X-Ray layer: an annotation, then a subsegment with metadata, then
+/// `ok`. The burst and memory tests load it.
+pub fn work_app(recorder: &Recorder) -> Router {
+    Router::new()
+        .route(
+            "/work",
+            axum::routing::get(|| async {
+                xray_core::put_annotation("user", "someone");
+                xray_core::capture_async("db", async {
+                    xray_core::put_metadata("rows", vec![1, 2, 3]);
+                })
+                .await;
+                "ok"
+            }),
+        )
+        .layer(xray_tower::XRayLayer::new("faults").with_recorder(recorder.clone()))
+}
+
 pub fn udp_recorder(daemon: &str, queue: usize) -> Recorder {
     let address = DaemonAddress::parse(daemon).expect("valid daemon address");
     Recorder::builder()
