@@ -560,7 +560,10 @@ impl Entity {
 
     /// Ends the entity now. Ending twice is harmless; the first end counts.
     pub fn end(&self) {
-        self.end_at(Timestamp::now())
+        // Unsampled entities record nothing: do not even read the clock.
+        if self.sampled {
+            self.end_at(Timestamp::now());
+        }
     }
 
     /// Ends the entity at a given time (clamped so that it never precedes the start).

@@ -321,29 +321,62 @@ fn write_u64(out: &mut Vec<u8>, mut v: u64) {
 
 /// A JSON string with the escapes JSON requires (quote, backslash, control characters).
 fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.extend_from_slice(esc);
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip eight bytes at a time while none of them needs escaping: most strings in a
+        // document (names, URLs, user agents) need none at all.
+        // The last few bytes are padded with spaces, which need no escape.
+        let mut chunk = [b' '; 8];
+        let n = (bytes.len() - i).min(8);
+        chunk[..n].copy_from_slice(&bytes[i..i + n]);
+        if !needs_escape(u64::from_le_bytes(chunk)) {
+            i += n;
+            continue;
         }
-        start = i + 1;
+        // Somewhere in these bytes is one to escape.
+        let end = i + n;
+        for (j, &b) in bytes.iter().enumerate().take(end).skip(i) {
+            let esc: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0x00..=0x1f => b"",
+                _ => continue,
+            };
+            out.extend_from_slice(&bytes[start..j]);
+            if esc.is_empty() {
+                let _ = write!(out, "\\u{b:04x}");
+            } else {
+                out.extend_from_slice(esc);
+            }
+            start = j + 1;
+        }
+        i = end;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// True when one of the eight bytes of `word` is a control character, a quote or a backslash.
+/// (Bytes of multi-byte UTF-8 sequences are all >= 0x80 and never match.)
+#[inline]
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte b < n (n <= 0x80) sets its high bit in (b - n) while b itself has it clear.
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v;
+    (below_space | zero_in(quote) | zero_in(backslash)) & HIGH != 0
 }
 
 #[cfg(test)]
@@ -514,5 +547,30 @@ mod tests {
         );
         let back: String = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, "a\u{0}b\u{1f}c\"\\");
+    }
+
+    #[test]
+    fn strings_match_serde_whatever_sits_where() {
+        // Every ASCII byte, and a few multi-byte characters, at every offset of strings up
+        // to 19 bytes: the eight-byte skip must never pass over a byte that needs escaping.
+        let specials: Vec<char> = (0u8..0x80)
+            .map(char::from)
+            .chain(['é', '€', '𝄞', '\u{7f}', '\u{a0}'])
+            .collect();
+        let mut out = Vec::new();
+        for len in 0..20 {
+            for pos in 0..len {
+                for &c in &specials {
+                    let s: String = (0..len).map(|i| if i == pos { c } else { 'x' }).collect();
+                    out.clear();
+                    write_str(&mut out, &s);
+                    assert_eq!(out, serde_json::to_vec(&s).unwrap(), "{s:?}");
+                }
+            }
+        }
+        let mixed = "a\"b\\c\nd\u{1}eé€𝄞 plain run of text \t tail";
+        out.clear();
+        write_str(&mut out, mixed);
+        assert_eq!(out, serde_json::to_vec(mixed).unwrap());
     }
 }

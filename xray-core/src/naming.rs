@@ -6,14 +6,40 @@ use std::borrow::Cow;
 const NAME_PUNCTUATION: &str = "_.:/%&#=+\\-@";
 
 fn allowed(c: char) -> bool {
-    c.is_alphanumeric() || c.is_whitespace() || NAME_PUNCTUATION.contains(c)
+    match u8::try_from(c) {
+        Ok(b) if b.is_ascii() => ASCII_ALLOWED[b as usize],
+        _ => c.is_alphanumeric() || c.is_whitespace(),
+    }
 }
+
+/// [`allowed`] for each ASCII byte, so that the usual all-ASCII name is checked a byte at a time.
+const ASCII_ALLOWED: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        // ASCII white space as `char::is_whitespace` sees it: tab to carriage return, space.
+        t[b] = (b as u8).is_ascii_alphanumeric() || matches!(b, 0x09..=0x0d | 0x20);
+        b += 1;
+    }
+    let punct = NAME_PUNCTUATION.as_bytes();
+    let mut i = 0;
+    while i < punct.len() {
+        t[punct[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 /// Makes a name X-Ray accepts: characters outside letters, digits, white space and
 /// `_ . : / % & # = + \ - @` are removed, and the result is cut to `max` characters.
 /// An empty result becomes `unknown`.
 pub fn sanitize_name(name: &str, max: usize) -> Cow<'_, str> {
-    let clean = name.chars().all(allowed) && name.len() <= max && !name.is_empty();
+    let clean = !name.is_empty()
+        && name.len() <= max
+        && (name
+            .bytes()
+            .all(|b| b.is_ascii() && ASCII_ALLOWED[b as usize])
+            || name.chars().all(allowed));
     if clean {
         return Cow::Borrowed(name);
     }
@@ -149,6 +175,16 @@ pub fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_table_agrees_with_the_character_rule() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let rule = c.is_alphanumeric() || c.is_whitespace() || NAME_PUNCTUATION.contains(c);
+            assert_eq!(ASCII_ALLOWED[b as usize], rule, "{c:?}");
+            assert_eq!(allowed(c), rule, "{c:?}");
+        }
+    }
 
     #[test]
     fn wildcards() {

@@ -83,7 +83,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let Some(segment) = this.segment.clone() else {
+        let Some(segment) = this.segment.as_ref() else {
             return this.inner.poll_frame(cx);
         };
         let inner = this.inner.as_mut();
@@ -94,8 +94,9 @@ where
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => result,
             Err(payload) => {
-                *this.segment = None;
-                outcome::panicked(&segment, &*payload);
+                if let Some(segment) = this.segment.take() {
+                    outcome::panicked(&segment, &*payload);
+                }
                 panic::resume_unwind(payload)
             }
         };
@@ -108,17 +109,19 @@ where
                 this.inner.is_end_stream()
             }
             Some(Err(error)) => {
-                *this.segment = None;
-                outcome::failed(&segment, error, false);
+                if let Some(segment) = this.segment.take() {
+                    outcome::failed(&segment, error, false);
+                }
                 false
             }
         };
         if done {
-            *this.segment = None;
-            if let Some(n) = *this.counted {
-                segment.set_content_length(n);
+            if let Some(segment) = this.segment.take() {
+                if let Some(n) = *this.counted {
+                    segment.set_content_length(n);
+                }
+                segment.end();
             }
-            segment.end();
         }
         Poll::Ready(result)
     }
