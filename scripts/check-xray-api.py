@@ -8,6 +8,9 @@ DOCUMENT_LOG holds one JSON line per received document, {"valid": bool, "documen
 checks found invalid come from tests that send bad input on purpose; they are sent too but only
 counted. Every valid document must be accepted by PutTraceSegments (no UnprocessedTraceSegments)
 and come back from BatchGetTraces (all when there are up to 3000 traces, else a seeded sample).
+
+Every other document goes with trailing spaces (1 to 1024), as the UDP emitter pads documents
+it sends together with segmentation offload: the API must take them the same.
 """
 import json
 import random
@@ -42,8 +45,12 @@ def main():
             valid[(doc.get("trace_id"), doc["id"])] = doc
     docs = list(valid.values())
     unprocessed = []
-    for batch in chunks(docs, 50):
-        r = client.put_trace_segments(TraceSegmentDocuments=[json.dumps(d) for d in batch])
+    pad = random.Random(11)
+    texts = [
+        json.dumps(d) + (" " * pad.randint(1, 1024) if i % 2 else "") for i, d in enumerate(docs)
+    ]
+    for batch in chunks(texts, 50):
+        r = client.put_trace_segments(TraceSegmentDocuments=batch)
         unprocessed += r.get("UnprocessedTraceSegments", [])
     by_trace = {}
     for d in docs:
@@ -74,7 +81,8 @@ def main():
             if lost:
                 missing.append((tid, sorted(lost)))
     print(
-        f"X-Ray API check: {len(docs)} valid documents in {len(by_trace)} traces sent, "
+        f"X-Ray API check: {len(docs)} valid documents in {len(by_trace)} traces sent "
+        f"(every other one padded with spaces), "
         f"{len(unprocessed)} unprocessed; {len(trace_ids)} traces read back, "
         f"{len(missing)} with missing documents; {invalid} deliberately invalid documents skipped"
     )
