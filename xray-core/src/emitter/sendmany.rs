@@ -93,30 +93,46 @@ impl Sender {
                 Run::Alone(r) => (r, false),
             };
             let parts: Vec<&[u8]> = datagrams[range].iter().map(Vec::as_slice).collect();
-            if segmented {
-                match send_run(socket, &parts) {
-                    Ok(()) => {
-                        out.sent += parts.len() as u64;
-                        continue;
-                    }
-                    Err(e) => {
-                        // The kernel turned the run down: send it one datagram at a time,
-                        // which also tells which datagram (if any) is at fault. Runs of
-                        // datagrams that each fit the path are turned down only when the
-                        // kernel or the device cannot segment: stop trying.
-                        if is_unsupported(&e) {
-                            tracing::debug!(error = %e, "UDP segmentation offload unavailable; sending datagrams one by one");
-                            self.segment_limit = 0;
-                        }
-                        if e.kind() == io::ErrorKind::ConnectionRefused {
-                            out.refused += 1;
-                        }
-                    }
-                }
+            if segmented && self.send_segmented(socket, &parts, &mut out) {
+                continue;
             }
             send_each(socket, &parts, &mut out);
         }
         out
+    }
+
+    /// One segmented send of `parts`; false when the run must go one datagram at a time.
+    fn send_segmented(&mut self, socket: &UdpSocket, parts: &[&[u8]], out: &mut Outcome) -> bool {
+        let mut refused_once = false;
+        loop {
+            let e = match send_run(socket, parts) {
+                Ok(()) => {
+                    out.sent += parts.len() as u64;
+                    return true;
+                }
+                Err(e) => e,
+            };
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                // An ICMP answer to an earlier datagram, cleared by this report: nothing of
+                // this run went out; try it once more, as `send_each` does.
+                io::ErrorKind::ConnectionRefused if !refused_once => {
+                    refused_once = true;
+                    out.refused += 1;
+                }
+                _ => {
+                    // Turned down: the run goes one datagram at a time, which also tells which
+                    // datagram (if any) is at fault. Runs of datagrams that each fit the path
+                    // are turned down only when the kernel or the device cannot segment:
+                    // then stop trying.
+                    if is_unsupported(&e) {
+                        tracing::debug!(error = %e, "UDP segmentation offload unavailable; sending datagrams one by one");
+                        self.segment_limit = 0;
+                    }
+                    return false;
+                }
+            }
+        }
     }
 }
 
@@ -440,15 +456,26 @@ mod tests {
 
     #[test]
     fn a_closed_port_is_reported_as_refused_and_nothing_is_skipped_for_it() {
+        closed_port_then_listener(false);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn with_offload_a_closed_port_is_reported_as_refused_and_nothing_is_skipped_for_it() {
+        closed_port_then_listener(true);
+    }
+
+    fn closed_port_then_listener(offload: bool) {
         let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = closed.local_addr().unwrap();
         drop(closed);
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         tx.connect(addr).unwrap();
+        let mut sender = Sender::new(&tx, offload);
         let datagrams: Vec<Vec<u8>> = (0..20).map(|_| b"x".to_vec()).collect();
         let mut refused = 0;
         for _ in 0..50 {
-            let out = send_all(&tx, &datagrams);
+            let out = sender.send_all(&tx, &datagrams);
             assert_eq!((out.sent, out.failed), (20, 0), "{out:?}");
             refused += out.refused;
             if refused > 0 {
@@ -460,15 +487,22 @@ mod tests {
             refused > 0,
             "ICMP port unreachable never surfaced as ECONNREFUSED"
         );
+        assert_eq!(
+            sender.offloads(),
+            offload,
+            "a refusal does not turn offload off"
+        );
         // Whoever binds the port now gets every datagram, the first one included.
         let rx = UdpSocket::bind(addr).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        let out = send_all(&tx, &[b"first".to_vec(), b"second".to_vec()]);
+        let out = sender.send_all(&tx, &[b"first".to_vec(), b"second".to_vec()]);
         assert_eq!(out.sent, 2, "{out:?}");
         let mut buf = [0u8; 16];
         let len = rx.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..len], b"first");
+        assert_eq!(buf[..len].trim_ascii_end(), b"first");
+        let len = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"second");
     }
 
     #[test]
