@@ -347,6 +347,10 @@ impl Recorder {
         cond.notify_all();
     }
 
+    pub(crate) fn emit_ref(&self, doc: &Document) {
+        self.inner.emitter.emit_ref(doc)
+    }
+
     pub(crate) fn emit(&self, doc: Document) {
         self.inner.emitter.emit(doc)
     }

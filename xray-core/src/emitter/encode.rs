@@ -46,15 +46,25 @@ pub(crate) enum Datagrams {
 /// Like [`encode_datagrams`], serializing into `buf` (cleared first) and returning it as the
 /// one datagram when the document fits, which is almost always: no allocation when `buf` has
 /// room, and no list of datagrams around a single one.
-pub(crate) fn encode_one(doc: Document, budget: usize, mut buf: Vec<u8>) -> Datagrams {
+pub(crate) fn encode_one(doc: Document, budget: usize, buf: Vec<u8>) -> Datagrams {
+    encode_one_ref(&doc, budget, buf)
+        .unwrap_or_else(|| Datagrams::Many(encode_datagrams(doc, budget.max(1024))))
+}
+
+/// [`encode_one`] for a borrowed document; a document too large for one datagram is copied to
+/// be split and trimmed.
+pub(crate) fn encode_one_cloning(doc: &Document, budget: usize, buf: Vec<u8>) -> Datagrams {
+    encode_one_ref(doc, budget, buf)
+        .unwrap_or_else(|| Datagrams::Many(encode_datagrams(doc.clone(), budget.max(1024))))
+}
+
+/// One datagram, when the document fits `budget` whole.
+fn encode_one_ref(doc: &Document, budget: usize, mut buf: Vec<u8>) -> Option<Datagrams> {
     let budget = budget.max(1024);
     buf.clear();
     buf.extend_from_slice(DATAGRAM_HEADER.as_bytes());
     doc.write_json(&mut buf);
-    if buf.len() <= budget {
-        return Datagrams::One(buf);
-    }
-    Datagrams::Many(encode_datagrams(doc, budget))
+    (buf.len() <= budget).then_some(Datagrams::One(buf))
 }
 
 fn serialize(doc: &Document) -> Vec<u8> {

@@ -27,6 +27,13 @@ pub trait Emitter: Send + Sync + fmt::Debug + 'static {
     /// Hands over a finished document.
     fn emit(&self, document: Document);
 
+    /// Hands over a finished document that the caller keeps (the recorder sends a segment
+    /// this way when it has nothing else to take apart). Emitters that only serialize can
+    /// read it in place; the default passes a copy to [`emit`](Self::emit).
+    fn emit_ref(&self, document: &Document) {
+        self.emit(document.clone())
+    }
+
     /// Waits until documents handed over so far are delivered, at most `timeout`.
     /// Returns false if time ran out.
     fn flush(&self, timeout: Duration) -> bool {
@@ -93,11 +100,15 @@ pub struct NoopEmitter;
 
 impl Emitter for NoopEmitter {
     fn emit(&self, _document: Document) {}
+    fn emit_ref(&self, _document: &Document) {}
 }
 
 impl<E: Emitter + ?Sized> Emitter for std::sync::Arc<E> {
     fn emit(&self, document: Document) {
         (**self).emit(document)
+    }
+    fn emit_ref(&self, document: &Document) {
+        (**self).emit_ref(document)
     }
     fn flush(&self, timeout: Duration) -> bool {
         (**self).flush(timeout)

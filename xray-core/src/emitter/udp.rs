@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use super::encode::{encode_one, Datagrams};
+use super::encode::{encode_one, encode_one_cloning, Datagrams};
 use super::{sendmany, Counters, Emitter, EmitterStats, MAX_DATAGRAM_BYTES};
 use crate::daemon::{DaemonAddress, HostPort};
 use crate::document::Document;
@@ -228,8 +228,9 @@ impl UdpEmitter {
     }
 }
 
-impl Emitter for UdpEmitter {
-    fn emit(&self, document: Document) {
+impl UdpEmitter {
+    /// Serializes with `encode` (given the datagram budget and a buffer) and queues the result.
+    fn enqueue(&self, encode: impl FnOnce(usize, Vec<u8>) -> Datagrams) {
         let q = &self.shared.queue;
         let counters = &self.shared.counters;
         Counters::add(&counters.accepted, 1);
@@ -241,7 +242,7 @@ impl Emitter for UdpEmitter {
         // Serializing here brought that to 11.5 µs against 10.5 µs.
         let mut half_full = false;
         let accepted = !q.closed.load(Ordering::Acquire) && q.lock().len() < q.capacity && {
-            let encoded = encode_one(document, self.shared.budget, q.spare_buffer());
+            let encoded = encode(self.shared.budget, q.spare_buffer());
             let mut docs = q.lock();
             // Checked again: other threads may have filled the queue meanwhile.
             docs.len() < q.capacity && {
@@ -266,6 +267,16 @@ impl Emitter for UdpEmitter {
         if q.idle.swap(false, Ordering::AcqRel) || half_full {
             q.wake();
         }
+    }
+}
+
+impl Emitter for UdpEmitter {
+    fn emit(&self, document: Document) {
+        self.enqueue(|budget, buf| encode_one(document, budget, buf));
+    }
+
+    fn emit_ref(&self, document: &Document) {
+        self.enqueue(|budget, buf| encode_one_cloning(document, budget, buf));
     }
 
     fn flush(&self, timeout: Duration) -> bool {
