@@ -584,15 +584,17 @@ impl Entity {
             node.doc.end_time = Some(at.max(node.doc.start_time));
             s.add_open(self.idx, -1);
             // A segment without subsegments (most requests) is serialized where it lies,
-            // under this segment's lock, instead of being taken out of the tree.
+            // under this segment's lock, instead of being taken out of the tree, when the
+            // emitter can work that way.
             if self.idx == ROOT && !s.root_emitted && s.nodes[ROOT as usize].children.is_empty() {
-                s.root_emitted = true;
                 let doc = &mut s.nodes[ROOT as usize].doc;
                 if doc.kind.is_none() {
                     self.trace.recorder.decorate_segment(doc);
                 }
-                self.trace.recorder.emit_ref(doc);
-                return;
+                if self.trace.recorder.emit_borrowed(doc) {
+                    s.root_emitted = true;
+                    return;
+                }
             }
             let threshold = self.trace.recorder.streaming_threshold();
             s.after_end(self.idx, threshold)

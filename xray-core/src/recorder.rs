@@ -347,8 +347,9 @@ impl Recorder {
         cond.notify_all();
     }
 
-    pub(crate) fn emit_ref(&self, doc: &Document) {
-        self.inner.emitter.emit_ref(doc)
+    /// See [`Emitter::emit_borrowed`].
+    pub(crate) fn emit_borrowed(&self, doc: &Document) -> bool {
+        self.inner.emitter.emit_borrowed(doc)
     }
 
     pub(crate) fn emit(&self, doc: Document) {

@@ -508,3 +508,62 @@ fn context_missing_is_quiet_under_ignore_and_never_panics_by_default() {
     assert_eq!(xray_core::capture("no-segment", || 7), 7);
     assert!(!xray_core::is_sampled());
 }
+
+/// Serializes what it is lent, and counts what it is given.
+#[derive(Debug, Default, Clone)]
+struct Lending {
+    lent: std::sync::Arc<std::sync::Mutex<Vec<Document>>>,
+    given: std::sync::Arc<std::sync::Mutex<Vec<Document>>>,
+}
+
+impl Emitter for Lending {
+    fn emit(&self, document: Document) {
+        self.given.lock().unwrap().push(document);
+    }
+    fn emit_borrowed(&self, document: &Document) -> bool {
+        // What the UDP emitter sends (the recorder's shared blocks included).
+        let json = document.to_json();
+        self.lent
+            .lock()
+            .unwrap()
+            .push(serde_json::from_str(&json).unwrap());
+        true
+    }
+}
+
+#[test]
+fn segments_without_subsegments_are_lent_to_emitters_that_read_in_place() {
+    let e = Lending::default();
+    let r = Recorder::builder()
+        .sampler(AlwaysSample)
+        .emitter(e.clone())
+        .ignore_env()
+        .build()
+        .unwrap();
+    // No subsegment: lent, once, whole (the decoration included).
+    let plain = r.begin_segment("plain", None);
+    plain.put_annotation("k", "v");
+    plain.end();
+    plain.end();
+    // A late subsegment still finds its segment's ids after the segment was lent.
+    let late = plain.begin_subsegment("late");
+    late.end();
+    // With a subsegment the tree is taken apart and given by value, as before.
+    let nested = r.begin_segment("nested", None);
+    nested.begin_subsegment("child").end();
+    nested.end();
+    drop((plain, nested));
+    let lent = e.lent.lock().unwrap().clone();
+    let given = e.given.lock().unwrap().clone();
+    assert_eq!(lent.len(), 1, "{lent:#?}");
+    assert_eq!(lent[0].name, "plain");
+    assert_eq!(lent[0].annotations["k"], "v");
+    assert_eq!(lent[0].aws["xray"]["sdk"], "X-Ray for Rust");
+    assert!(lent[0].end_time.is_some() && !lent[0].in_progress);
+    assert_eq!(given.len(), 2, "{given:#?}");
+    assert_eq!(given[0].name, "late");
+    assert_eq!(given[0].parent_id, Some(lent[0].id));
+    assert_eq!(given[0].trace_id, lent[0].trace_id);
+    assert_eq!(given[1].name, "nested");
+    assert_eq!(given[1].subsegments.len(), 1);
+}

@@ -27,11 +27,13 @@ pub trait Emitter: Send + Sync + fmt::Debug + 'static {
     /// Hands over a finished document.
     fn emit(&self, document: Document);
 
-    /// Hands over a finished document that the caller keeps (the recorder sends a segment
-    /// this way when it has nothing else to take apart). Emitters that only serialize can
-    /// read it in place; the default passes a copy to [`emit`](Self::emit).
-    fn emit_ref(&self, document: &Document) {
-        self.emit(document.clone())
+    /// Hands over a finished document by reference, for emitters that only need to read it
+    /// (to serialize it, say): the recorder then keeps it where it is instead of taking it
+    /// out of the segment's tree. Returns whether the document was taken care of; the
+    /// default returns false, and the document then comes through [`emit`](Self::emit).
+    fn emit_borrowed(&self, document: &Document) -> bool {
+        let _ = document;
+        false
     }
 
     /// Waits until documents handed over so far are delivered, at most `timeout`.
@@ -100,15 +102,17 @@ pub struct NoopEmitter;
 
 impl Emitter for NoopEmitter {
     fn emit(&self, _document: Document) {}
-    fn emit_ref(&self, _document: &Document) {}
+    fn emit_borrowed(&self, _document: &Document) -> bool {
+        true
+    }
 }
 
 impl<E: Emitter + ?Sized> Emitter for std::sync::Arc<E> {
     fn emit(&self, document: Document) {
         (**self).emit(document)
     }
-    fn emit_ref(&self, document: &Document) {
-        (**self).emit_ref(document)
+    fn emit_borrowed(&self, document: &Document) -> bool {
+        (**self).emit_borrowed(document)
     }
     fn flush(&self, timeout: Duration) -> bool {
         (**self).flush(timeout)

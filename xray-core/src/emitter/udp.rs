@@ -275,8 +275,9 @@ impl Emitter for UdpEmitter {
         self.enqueue(|budget, buf| encode_one(document, budget, buf));
     }
 
-    fn emit_ref(&self, document: &Document) {
+    fn emit_borrowed(&self, document: &Document) -> bool {
         self.enqueue(|budget, buf| encode_one_cloning(document, budget, buf));
+        true
     }
 
     fn flush(&self, timeout: Duration) -> bool {
