@@ -37,7 +37,8 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
-// One module sends datagrams with `sendmmsg(2)`; its `unsafe` blocks carry their proofs.
+// One module sends datagrams through libc (`sendmmsg`, `sendmsg` with UDP segmentation
+// offload, `getsockopt`); its `unsafe` blocks carry their proofs (SECURITY.md §6).
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

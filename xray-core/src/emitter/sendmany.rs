@@ -367,10 +367,12 @@ fn send_run(socket: &UdpSocket, parts: &[&[u8]]) -> io::Result<()> {
     msg.msg_control = control.as_mut_ptr().cast();
     // SAFETY: `CMSG_SPACE` only computes a size from its argument.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as libc::c_uint) };
-    debug_assert!(space as usize <= std::mem::size_of_val(&control));
+    if space as usize > std::mem::size_of_val(&control) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     msg.msg_controllen = space as _;
     // SAFETY: `msg.msg_control` points at `control`, 32 bytes aligned to 8, and
-    // `msg_controllen` (24 on 64-bit Linux, 16 on 32-bit) fits in it, so `CMSG_FIRSTHDR`
+    // `msg_controllen` (24 on 64-bit Linux, 16 on 32-bit) fits in it (checked above), so `CMSG_FIRSTHDR`
     // returns a non-null pointer to the start of `control`, aligned for `cmsghdr`. The header
     // and the two data bytes `CMSG_DATA` points at lie inside `control`; the data is written
     // unaligned, as `CMSG_DATA` does not promise alignment for `u16`.
