@@ -334,8 +334,16 @@ fn send_run(socket: &UdpSocket, parts: &[&[u8]]) -> io::Result<()> {
     use std::os::fd::AsRawFd;
 
     let segment = parts.iter().map(|p| p.len()).max().unwrap_or(0);
+    // `plan` never builds runs that break these limits; if one did, the run would go one
+    // datagram at a time (an error that is not the kernel's keeps the offload on).
+    let too_large = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "run outside the planned limits",
+        )
+    };
     let Ok(segment_u16) = u16::try_from(segment) else {
-        return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+        return Err(too_large());
     };
     let mut iov: Vec<libc::iovec> = Vec::with_capacity(parts.len() * 2);
     let iovec = |b: &[u8]| libc::iovec {
@@ -350,7 +358,7 @@ fn send_run(socket: &UdpSocket, parts: &[&[u8]]) -> io::Result<()> {
             segment - part.len()
         };
         if pad > MAX_PAD {
-            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+            return Err(too_large());
         }
         iov.push(iovec(part));
         if pad > 0 {
