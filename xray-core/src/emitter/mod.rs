@@ -31,6 +31,9 @@ pub trait Emitter: Send + Sync + fmt::Debug + 'static {
     /// (to serialize it, say): the recorder then keeps it where it is instead of taking it
     /// out of the segment's tree. Returns whether the document was taken care of; the
     /// default returns false, and the document then comes through [`emit`](Self::emit).
+    ///
+    /// It is called while the segment's own lock is held: it must return quickly and must
+    /// not record anything on the entities of that segment.
     fn emit_borrowed(&self, document: &Document) -> bool {
         let _ = document;
         false
