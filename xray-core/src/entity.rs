@@ -600,7 +600,8 @@ impl Entity {
             s.after_end(self.idx, threshold)
         };
         if let Some(mut doc) = out {
-            if doc.kind.is_none() {
+            // A segment offered in place above is decorated already.
+            if doc.kind.is_none() && doc.decoration.is_none() {
                 self.trace.recorder.decorate_segment(&mut doc);
             }
             self.trace.recorder.emit(doc);

@@ -12,7 +12,7 @@ fn allowed(c: char) -> bool {
     }
 }
 
-/// [`allowed`] for each ASCII byte, so that the usual all-ASCII name is checked a byte at a time.
+/// [`allowed`] for each ASCII character: the usual all-ASCII name is checked by table lookups.
 const ASCII_ALLOWED: [bool; 128] = {
     let mut t = [false; 128];
     let mut b = 0;
@@ -34,12 +34,7 @@ const ASCII_ALLOWED: [bool; 128] = {
 /// `_ . : / % & # = + \ - @` are removed, and the result is cut to `max` characters.
 /// An empty result becomes `unknown`.
 pub fn sanitize_name(name: &str, max: usize) -> Cow<'_, str> {
-    let clean = !name.is_empty()
-        && name.len() <= max
-        && (name
-            .bytes()
-            .all(|b| b.is_ascii() && ASCII_ALLOWED[b as usize])
-            || name.chars().all(allowed));
+    let clean = !name.is_empty() && name.len() <= max && name.chars().all(allowed);
     if clean {
         return Cow::Borrowed(name);
     }

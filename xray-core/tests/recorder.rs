@@ -4,16 +4,22 @@ use std::time::Duration;
 
 use xray_core::document::Cause;
 use xray_core::emitter::{Emitter, MemoryEmitter};
-use xray_core::sampling::{AlwaysSample, NeverSample};
-use xray_core::{context, Document, FutureExt, Recorder, Sampled, TraceHeader};
+
+use xray_core::sampling::{AlwaysSample, NeverSample, Sampler};
+use xray_core::{context, Document, FutureExt, Recorder, RecorderBuilder, Sampled, TraceHeader};
+
+/// A recorder built from code only (the environment ignored).
+fn builder(sampler: impl Sampler, emitter: impl Emitter) -> RecorderBuilder {
+    Recorder::builder()
+        .sampler(sampler)
+        .emitter(emitter)
+        .ignore_env()
+}
 
 fn recorder() -> (Recorder, MemoryEmitter) {
     let emitter = MemoryEmitter::new();
-    let r = Recorder::builder()
+    let r = builder(AlwaysSample, emitter.clone())
         .service_name("svc")
-        .sampler(AlwaysSample)
-        .emitter(emitter.clone())
-        .ignore_env()
         .build()
         .unwrap();
     (r, emitter)
@@ -100,12 +106,7 @@ fn sampled_question_mark_is_answered_with_the_decision() {
 #[test]
 fn never_sampler_sends_nothing_but_keeps_ids() {
     let e = MemoryEmitter::new();
-    let r = Recorder::builder()
-        .sampler(NeverSample)
-        .emitter(e.clone())
-        .ignore_env()
-        .build()
-        .unwrap();
+    let r = builder(NeverSample, e.clone()).build().unwrap();
     let seg = r.begin_segment("svc", None);
     assert_eq!(seg.outbound_header().sampled, Some(Sampled::No));
     seg.end();
@@ -115,11 +116,8 @@ fn never_sampler_sends_nothing_but_keeps_ids() {
 #[test]
 fn disabled_sdk_records_nothing_but_propagates_headers() {
     let e = MemoryEmitter::new();
-    let r = Recorder::builder()
-        .sampler(AlwaysSample)
-        .emitter(e.clone())
+    let r = builder(AlwaysSample, e.clone())
         .enabled(false)
-        .ignore_env()
         .build()
         .unwrap();
     let h: TraceHeader = format!("Root={ROOT};Sampled=1").parse().unwrap();
@@ -354,11 +352,8 @@ fn thousand_subsegments_stream_and_rebuild_whole() {
 #[test]
 fn huge_segment_is_split_to_fit_datagrams() {
     let e = MemoryEmitter::new();
-    let r = Recorder::builder()
-        .sampler(AlwaysSample)
-        .emitter(e.clone())
+    let r = builder(AlwaysSample, e.clone())
         .streaming_threshold(100_000)
-        .ignore_env()
         .build()
         .unwrap();
     let seg = r.begin_segment("svc", None);
@@ -534,12 +529,7 @@ impl Emitter for Lending {
 #[test]
 fn segments_without_subsegments_are_lent_to_emitters_that_read_in_place() {
     let e = Lending::default();
-    let r = Recorder::builder()
-        .sampler(AlwaysSample)
-        .emitter(e.clone())
-        .ignore_env()
-        .build()
-        .unwrap();
+    let r = builder(AlwaysSample, e.clone()).build().unwrap();
     // No subsegment: lent, once, whole (the decoration included).
     let plain = r.begin_segment("plain", None);
     plain.put_annotation("k", "v");
