@@ -159,7 +159,7 @@ fn server_tracing_records_the_query_only_when_asked() {
         let tracing = ServerTracing::new("svc")
             .with_recorder(recorder.clone())
             .record_query(record);
-        tracing.end(&tracing.begin(&req), 200, None);
+        tracing.begin(&req).finish(200, None);
     }
     let urls: Vec<_> = emitter
         .documents()

@@ -9,6 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{Error, HttpMessage};
 use xray_core::http::{IncomingRequest, ServerTracing};
+use xray_core::lifecycle::Exchange;
 use xray_core::{Entity, Recorder};
 
 use crate::body::ResponseBody;
@@ -152,13 +153,16 @@ where
         let outer = req.extensions().get::<Entity>().cloned();
         if let Some(segment) = outer {
             let fut = xray_core::context::sync_scope(segment.clone(), || self.service.call(req));
-            return ResponseFuture::pass_through(fut, segment);
+            return ResponseFuture::new(fut, Some(segment), Exchange::default());
         }
 
-        let segment = self.tracing.begin(&incoming(&req));
-        req.extensions_mut().insert(segment.clone());
-        let fut = xray_core::context::sync_scope(segment.clone(), || self.service.call(req));
-        ResponseFuture::new(fut, segment)
+        let exchange = self.tracing.begin(&incoming(&req));
+        let segment = exchange.entity().cloned();
+        if let Some(segment) = &segment {
+            req.extensions_mut().insert(segment.clone());
+        }
+        let fut = xray_core::context::maybe_sync_scope(segment.clone(), || self.service.call(req));
+        ResponseFuture::new(fut, segment, exchange)
     }
 }
 

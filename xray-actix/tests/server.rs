@@ -565,9 +565,12 @@ async fn client_disconnecting_mid_body_ends_the_segment() {
         received += n;
     }
     drop(conn);
-    // The body is infinite: only the disconnect can end the segment.
+    // The body is infinite: only the disconnect can end the segment, as abandoned mid-body
+    // (the same rule as in xray-tower).
     let doc = segment_of(&c, &root.to_string());
     assert!(doc.end_time.is_some() && !doc.in_progress);
+    assert!(doc.error && !doc.fault, "the client went away: {doc:?}");
+    assert_eq!(exceptions(&doc)[0].kind.as_deref(), Some("Cancelled"));
     let response = doc.http.response.unwrap();
     assert_eq!(response.status, Some(200));
     assert!(

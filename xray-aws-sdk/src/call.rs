@@ -7,8 +7,9 @@
 //! subsegment, so it is never left open.
 
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use xray_core::http::OutboundCall;
 use xray_core::time::Timestamp;
-use xray_core::{Entity, EntityGuard};
+use xray_core::Entity;
 
 use crate::params::Operation;
 
@@ -19,8 +20,10 @@ pub(crate) struct XRayCall {
     pub(crate) parent: Entity,
     /// When the call started (before the operation's configuration was applied).
     pub(crate) started: Timestamp,
-    /// The subsegment, once the service and operation are known.
-    pub(crate) subsegment: Option<EntityGuard>,
+    /// The call's subsegment, headers and end, once the service and operation are known.
+    /// Dropped with the execution's state: a call dropped before it finished is recorded as
+    /// cancelled.
+    pub(crate) call: Option<OutboundCall>,
     /// The capture-table row for this operation, if any.
     pub(crate) params: Option<&'static Operation>,
     /// Request parameters have been recorded (they are read on the first attempt only).
@@ -32,7 +35,7 @@ impl XRayCall {
         Self {
             parent,
             started: Timestamp::now(),
-            subsegment: None,
+            call: None,
             params: None,
             request_recorded: false,
         }

@@ -35,12 +35,14 @@ pub(crate) fn is_throttling_code(code: &str) -> bool {
     THROTTLING_CODES.contains(&code)
 }
 
-/// Records a failed call on its subsegment.
-pub(crate) fn record_failure(
+/// The cause of a failed call, with the flags the lifecycle cannot know set on `sub`: a
+/// throttling code, or a service error under a non-error status. The caller ends the call
+/// with these exceptions.
+pub(crate) fn failure(
     sub: &Entity,
     err: &OrchestratorError<Error>,
     response: Option<&HttpResponse>,
-) {
+) -> Vec<Exception> {
     let status = response.map(|r| r.status().as_u16());
     if let Some(op_err) = err.as_operation_error() {
         let (code, message) = response.map(error_code_and_message).unwrap_or_default();
@@ -50,16 +52,14 @@ pub(crate) fn record_failure(
             .unwrap_or_else(|| "UnknownError".to_string());
         let message = message.unwrap_or(display);
         // The status already set error/throttle/fault; a service error under another status
-        // (S3 can answer 200 with an error body) is still an error.
+        // (S3 can answer 200 with an error body) is still an error, not a fault.
         if !matches!(status, Some(400..=599)) {
             sub.set_error();
         }
         if is_throttling_code(&code) {
             sub.set_throttle();
         }
-        let fault = matches!(status, Some(500..=599));
-        sub.add_exceptions(vec![Exception::new(message, code).remote(true)], fault);
-        return;
+        return vec![Exception::new(message, code).remote(true)];
     }
     // No modeled error: the call failed in transport, timed out, or its response could not
     // be read. The first exception names the failure; its sources follow.
@@ -79,9 +79,9 @@ pub(crate) fn record_failure(
     for e in &mut exceptions {
         e.remote = remote;
     }
-    // A response error under a 4xx keeps `error` only; everything else here is a fault.
-    let fault = !matches!(status, Some(400..=499));
-    sub.add_exceptions(exceptions, fault);
+    // A response error under a 4xx keeps `error` only (the lifecycle's rule); everything else
+    // here is a fault.
+    exceptions
 }
 
 /// The AWS error code and message, read from the response headers and body.

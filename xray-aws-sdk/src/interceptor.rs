@@ -12,6 +12,8 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::region::Region;
 use aws_types::request_id::RequestId;
+use xray_core::http::{OutboundCall, OutboundOptions};
+use xray_core::lifecycle::Exchange;
 use xray_core::{Entity, Namespace};
 
 use crate::call::XRayCall;
@@ -25,7 +27,7 @@ use crate::params;
 ///
 /// - a subsegment named after the service (`DynamoDB`, `S3`, `SQS`, ...) with
 ///   `namespace: "aws"`, child of the entity current when the call was made
-///   ([`xray_core::context::current`]) or of the entity given to [`with_parent`];
+///   ([`xray_core::context::current`]) or of the entity given to [`parent`];
 /// - `aws.operation`, `aws.region`, `aws.request_id`, `aws.id_2` (S3), `aws.retries`
 ///   (attempts − 1, all attempts share the one subsegment) and the parameters of the
 ///   [capture table](crate#what-is-recorded);
@@ -41,7 +43,7 @@ use crate::params;
 /// decides whether that is logged (`LOG_ERROR`, the default, and `RUNTIME_ERROR`, which does
 /// not panic here) or not (`IGNORE_ERROR`).
 ///
-/// [`with_parent`]: XRayInterceptor::with_parent
+/// [`parent`]: XRayInterceptor::parent
 #[derive(Clone, Debug, Default)]
 #[must_use = "register the interceptor on a client config to record calls"]
 pub struct XRayInterceptor {
@@ -57,10 +59,9 @@ impl XRayInterceptor {
     /// An interceptor that records calls under `parent`, whatever is current when the call is
     /// made. Useful for code that runs outside any context scope (a spawned task that did not
     /// carry the segment along, a background worker with its own segment).
-    pub fn with_parent(parent: Entity) -> Self {
-        Self {
-            parent: Some(parent),
-        }
+    pub fn parent(mut self, parent: Entity) -> Self {
+        self.parent = Some(parent);
+        self
     }
 }
 
@@ -99,7 +100,7 @@ impl Intercept for XRayInterceptor {
         let Some(call) = cfg.get_mut_from_interceptor_state::<XRayCall>() else {
             return Ok(());
         };
-        if call.subsegment.is_some() {
+        if call.call.is_some() {
             return Ok(());
         }
         let service = metadata.as_ref().map_or("AWS", |m| m.service());
@@ -120,7 +121,10 @@ impl Intercept for XRayInterceptor {
                 .as_ref()
                 .and_then(|m| params::lookup(m.service(), m.name()));
         }
-        call.subsegment = Some(sub.guard());
+        call.call = Some(OutboundCall::for_subsegment(
+            sub,
+            &OutboundOptions::default(),
+        ));
         Ok(())
     }
 
@@ -135,17 +139,21 @@ impl Intercept for XRayInterceptor {
         let Some(call) = cfg.get_mut_from_interceptor_state::<XRayCall>() else {
             return Ok(());
         };
-        let Some(sub) = call.subsegment.as_deref() else {
+        let Some(outbound) = call.call.as_ref() else {
             return Ok(());
         };
-        let header = sub.outbound_header().to_header_string();
-        if let Err(e) = ctx
-            .request_mut()
-            .headers_mut()
-            .try_insert(xray_core::header::HEADER_NAME, header)
-        {
-            tracing::warn!(error = %e, "could not add the X-Amzn-Trace-Id header to an AWS call");
+        for (name, value) in outbound.headers().iter() {
+            if let Err(e) = ctx
+                .request_mut()
+                .headers_mut()
+                .try_insert(name, value.to_string())
+            {
+                tracing::warn!(error = %e, header = name, "could not add a trace header to an AWS call");
+            }
         }
+        let Some(sub) = outbound.subsegment() else {
+            return Ok(());
+        };
         if call.request_recorded || !sub.is_sampled() {
             return Ok(());
         }
@@ -186,24 +194,25 @@ impl Intercept for XRayInterceptor {
             return Ok(());
         };
         let row = call.params;
-        // Taking the guard out ends the subsegment at the end of this function.
-        let Some(guard) = call.subsegment.take() else {
-            return Ok(());
-        };
-        if guard.is_sampled() {
-            record_outcome(&guard, ctx, attempts, row);
+        if let Some(mut outbound) = call.call.take() {
+            record_outcome(outbound.exchange(), ctx, attempts, row);
         }
-        drop(guard);
         Ok(())
     }
 }
 
+/// Records what the call's last attempt returned and ends the call.
 fn record_outcome(
-    sub: &Entity,
+    exchange: &mut Exchange,
     ctx: &FinalizerInterceptorContextRef<'_>,
     attempts: Option<u32>,
     row: Option<&'static params::Operation>,
 ) {
+    let Some(sub) = exchange.entity().filter(|s| s.is_sampled()).cloned() else {
+        exchange.complete();
+        return;
+    };
+    let sub = &sub;
     sub.set_aws("retries", attempts.unwrap_or(1).saturating_sub(1));
     let response = ctx.response();
     if let Some(response) = response {
@@ -211,9 +220,9 @@ fn record_outcome(
         let headers = response.headers();
         let content_length = headers
             .get("content-length")
-            .and_then(|v| v.trim().parse::<u64>().ok())
+            .and_then(|v| xray_core::http::parse_content_length(v.as_bytes()))
             .or_else(|| response.body().bytes().map(|b| b.len() as u64));
-        sub.set_http_response(status, content_length);
+        exchange.respond(status, content_length);
         if let Some(id) = response.request_id() {
             sub.set_aws("request_id", id);
         }
@@ -245,7 +254,11 @@ fn record_outcome(
                 }
             }
         }
-        Some(Err(err)) => crate::error::record_failure(sub, err, response),
+        Some(Err(err)) => {
+            let exceptions = crate::error::failure(sub, err, response);
+            exchange.fail_with(exceptions);
+        }
         None => {}
     }
+    exchange.complete();
 }

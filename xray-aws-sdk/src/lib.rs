@@ -51,7 +51,7 @@
 //! ([`xray_core::context::current`]): inside a request handled by `xray-tower` or `xray-actix`
 //! that is the request's segment, or a subsegment opened with [`xray_core::capture_async`].
 //! Code that runs outside any scope can name the parent with
-//! [`XRayInterceptor::with_parent`]. With neither, the call is sent untouched and the
+//! [`XRayInterceptor::parent`]. With neither, the call is sent untouched and the
 //! recorder's context-missing strategy decides what is logged.
 //!
 //! ```

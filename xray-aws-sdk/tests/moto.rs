@@ -409,7 +409,7 @@ async fn explicit_parent_is_used_outside_any_scope() {
     let spy = Spy::default();
     let segment = traced.recorder.begin_segment("worker", None);
     let conf = aws_sdk_dynamodb::config::Builder::from(&sdk_config(&endpoint))
-        .interceptor(XRayInterceptor::with_parent(segment.clone()))
+        .interceptor(XRayInterceptor::new().parent(segment.clone()))
         .interceptor(spy.clone())
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(conf);

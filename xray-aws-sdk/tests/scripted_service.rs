@@ -322,7 +322,7 @@ async fn refused_connection_is_a_fault_with_a_cause() {
 }
 
 #[tokio::test]
-async fn dropped_call_still_ends_its_subsegment() {
+async fn dropped_call_ends_as_cancelled() {
     let service = ScriptedService::start(vec![None]).await;
     let traced = Traced::new();
     let client = dynamodb(&service.endpoint(), 1);
@@ -342,6 +342,8 @@ async fn dropped_call_still_ends_its_subsegment() {
     assert_eq!(segment.subsegments.len(), 1);
     let sub = &segment.subsegments[0];
     assert!(!sub.in_progress && sub.end_time.is_some());
+    assert!(sub.error && !sub.fault, "cancelled by the caller: {sub:?}");
+    assert_eq!(exceptions(sub)[0].kind.as_deref(), Some("Cancelled"));
     assert_eq!(aws_str(sub, "operation"), Some("DescribeTable"));
     assert_eq!(service.trace_headers().len(), 1);
 }

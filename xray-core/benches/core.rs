@@ -40,9 +40,11 @@ fn typical_segment() -> Document {
         peer_ip: Some("10.1.2.3".parse().unwrap()),
         ..IncomingRequest::default()
     };
-    let seg = tracing.begin(&req);
-    seg.put_annotation("order_id", 1234);
-    tracing.end(&seg, 200, Some(42));
+    let mut seg = tracing.begin(&req);
+    if let Some(s) = seg.entity() {
+        s.put_annotation("order_id", 1234);
+    }
+    seg.finish(200, Some(42));
     captured.documents().remove(0)
 }
 
@@ -89,12 +91,12 @@ fn benches(c: &mut Criterion) {
         }
         c.bench_function(&format!("request_{label}_with_one_subsegment"), |b| {
             b.iter(|| {
-                let seg = tracing.begin(black_box(&req));
-                context::sync_scope(seg.clone(), || {
+                let mut seg = tracing.begin(black_box(&req));
+                context::maybe_sync_scope(seg.entity().cloned(), || {
                     xray_core::capture("db", || black_box(1));
                 });
-                let h = seg.response_header().to_string();
-                tracing.end(&seg, 200, Some(2));
+                let h = seg.response_header();
+                seg.finish(200, Some(2));
                 h
             })
         });

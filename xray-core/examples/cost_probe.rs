@@ -53,9 +53,11 @@ fn main() {
         peer_ip: Some("10.1.2.3".parse().unwrap()),
         ..IncomingRequest::default()
     };
-    let seg = tracing.begin(&req);
-    seg.put_annotation("order_id", 1234);
-    tracing.end(&seg, 200, Some(42));
+    let mut seg = tracing.begin(&req);
+    if let Some(s) = seg.entity() {
+        s.put_annotation("order_id", 1234);
+    }
+    seg.finish(200, Some(42));
     let doc = mem.documents().remove(0);
     let json = doc.to_json();
     println!("document: {} bytes", json.len());
@@ -92,9 +94,11 @@ fn main() {
     println!(
         "sampled request (begin+annotation+end, discard emitter): {:.0} ns",
         min_ns(|| {
-            let s = t2.begin(black_box(&req));
-            s.put_annotation("order_id", 1234);
-            t2.end(&s, 200, Some(2));
+            let mut s = t2.begin(black_box(&req));
+            if let Some(e) = s.entity() {
+                e.put_annotation("order_id", 1234);
+            }
+            s.finish(200, Some(2));
         })
     );
     let r3 = Recorder::builder()
@@ -107,9 +111,9 @@ fn main() {
     println!(
         "unsampled request: {:.0} ns",
         min_ns(|| {
-            let s = t3.begin(black_box(&req));
-            black_box(s.response_header().to_string());
-            t3.end(&s, 200, Some(2));
+            let mut s = t3.begin(black_box(&req));
+            black_box(s.response_header());
+            s.finish(200, Some(2));
         })
     );
     println!(

@@ -116,6 +116,11 @@ pub fn scope<F: Future>(entity: Entity, fut: F) -> Instrumented<F> {
     Instrumented::new(fut, Some(entity))
 }
 
+/// Like [`scope`] when there is an entity; without one the future runs as it is.
+pub fn maybe_scope<F: Future>(entity: Option<Entity>, fut: F) -> Instrumented<F> {
+    Instrumented::new(fut, entity)
+}
+
 /// Runs `f` with `entity` as the current entity.
 pub fn sync_scope<R>(entity: Entity, f: impl FnOnce() -> R) -> R {
     let _guard = enter(entity);

@@ -24,6 +24,7 @@ use crate::document::{
 };
 use crate::header::{Sampled, TraceHeader};
 use crate::id::{EntityId, TraceId};
+use crate::lifecycle::{apply_status_flags, Ending};
 use crate::naming::sanitize_name;
 use crate::recorder::Recorder;
 use crate::time::Timestamp;
@@ -648,19 +649,6 @@ fn working_directory() -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// Sets the flags a response status implies.
-pub(crate) fn apply_status_flags(d: &mut Document, status: u16) {
-    match status {
-        429 => {
-            d.error = true;
-            d.throttle = true;
-        }
-        400..=499 => d.error = true,
-        500..=599 => d.fault = true,
-        _ => {}
-    }
-}
-
 impl State {
     fn is_live(&self, idx: u32, id: EntityId) -> bool {
         self.nodes
@@ -862,13 +850,7 @@ impl Drop for EntityGuard {
     fn drop(&mut self) {
         if let Some(e) = self.entity.take() {
             if std::thread::panicking() {
-                e.add_exceptions(
-                    vec![Exception::new(
-                        "the code running in this entity panicked",
-                        "panic",
-                    )],
-                    true,
-                );
+                Ending::Panicked(None).apply(&e);
             }
             e.end();
         }

@@ -55,6 +55,7 @@ pub mod http;
 mod httpc;
 pub mod id;
 mod json;
+pub mod lifecycle;
 pub mod naming;
 pub mod plugins;
 mod recorder;

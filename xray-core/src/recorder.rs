@@ -101,6 +101,8 @@ pub struct RuntimeEnvironment {
 
 struct Inner {
     service_name: String,
+    /// `AWS_XRAY_TRACING_NAME`, read once here for every name chosen in code.
+    name_override: Option<String>,
     enabled: bool,
     sampler: Arc<dyn Sampler>,
     emitter: Arc<dyn Emitter>,
@@ -171,6 +173,12 @@ impl Recorder {
     /// The default service (segment) name.
     pub fn service_name(&self) -> &str {
         &self.inner.service_name
+    }
+
+    /// `AWS_XRAY_TRACING_NAME` when it is set (and the environment is read): it replaces the
+    /// segment names given in code.
+    pub fn tracing_name_override(&self) -> Option<&str> {
+        self.inner.name_override.as_deref()
     }
 
     /// False when the SDK is disabled (`AWS_XRAY_SDK_ENABLED=false`).
@@ -521,6 +529,7 @@ impl RecorderBuilder {
         let mut enabled = self.enabled.unwrap_or(true);
         let mut service_name = self.service_name.unwrap_or_else(|| "service".to_string());
         let mut context_missing = self.context_missing.unwrap_or_default();
+        let mut name_override = None;
         let mut daemon = self
             .daemon_address
             .as_deref()
@@ -535,7 +544,8 @@ impl RecorderBuilder {
                 }
             }
             if let Some(v) = env_var("AWS_XRAY_TRACING_NAME") {
-                service_name = v;
+                service_name.clone_from(&v);
+                name_override = Some(v);
             }
             if let Some(v) = env_var("AWS_XRAY_CONTEXT_MISSING") {
                 match ContextMissing::parse(&v) {
@@ -574,6 +584,7 @@ impl RecorderBuilder {
         let recorder = Recorder {
             inner: Arc::new(Inner {
                 service_name,
+                name_override,
                 enabled,
                 sampler,
                 emitter,

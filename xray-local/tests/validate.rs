@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use xray_core::emitter::DATAGRAM_HEADER;
-use xray_core::http::{
-    begin_outbound, end_outbound, fail_outbound, IncomingRequest, OutboundOptions, ServerTracing,
-};
+use xray_core::http::{begin_outbound, IncomingRequest, OutboundOptions, ServerTracing};
 use xray_core::time::Timestamp;
 use xray_core::{EntityId, TraceId};
 use xray_local::validate::{validate_datagram, validate_document, Violation};
@@ -65,22 +63,23 @@ fn documents_recorded_by_xray_core_pass_every_rule() {
         x_forwarded_for: Some("203.0.113.7, 10.0.0.1"),
         ..IncomingRequest::default()
     };
-    let segment = server.begin(&request);
+    let mut exchange = server.begin(&request);
+    let segment = exchange.entity().expect("an open exchange").clone();
     segment.put_annotation("customer", 42);
     segment.put_annotation("tier", "gold");
     segment.put_annotation("bad-key", 1); // dropped by the recorder, never sent
     segment.put_annotation("nan", f64::NAN); // dropped too
     segment.put_metadata("cart", json!({"items": [1, 2]}));
     segment.set_user("alice");
-    let call = begin_outbound(
+    let mut call = begin_outbound(
         Some(segment.clone()),
         "POST",
         "http://user:secret@backend:8080/price?id=1",
         &OutboundOptions::default(),
     )
     .unwrap();
-    end_outbound(&call, 503, Some(12));
-    let failed = begin_outbound(
+    call.finish(503, Some(12));
+    let mut failed = begin_outbound(
         Some(segment.clone()),
         "GET",
         "http://down/",
@@ -88,11 +87,11 @@ fn documents_recorded_by_xray_core_pass_every_rule() {
     )
     .unwrap();
     let err = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-    fail_outbound(&failed, &err, "std::io::Error");
+    failed.fail(&err, "std::io::Error");
     let local = segment.begin_subsegment("local work <1>");
     local.add_error(&std::io::Error::other("oops"));
     local.end();
-    server.end(&segment, 500, None);
+    exchange.finish(500, None);
     let trace = c
         .wait_for_trace_id(segment.trace_id(), Duration::from_secs(5))
         .expect("arrives");

@@ -6,31 +6,31 @@
 //! error, unchanged.
 
 use xray_core::document::exceptions_from_error;
-use xray_core::http::{fail_outbound, strip_query, strip_userinfo, OutboundCall};
+use xray_core::http::{strip_query, strip_userinfo, OutboundCall};
 
-/// Ends the call's subsegment with `fault` and a remote cause built from `err`.
+/// Ends the call as failed, with a remote cause built from `err`.
 pub(crate) fn record_failure(
-    call: &OutboundCall,
+    call: &mut OutboundCall,
     err: &reqwest_middleware::Error,
-    strip_query_string: bool,
+    record_query: bool,
 ) {
     let type_name = match err {
         reqwest_middleware::Error::Reqwest(_) => "reqwest::Error",
         reqwest_middleware::Error::Middleware(_) => "reqwest_middleware::Error",
     };
     let Some(url) = err.url().map(|u| u.as_str()) else {
-        return fail_outbound(call, err, type_name);
+        return call.fail(err, type_name);
     };
     let clean = strip_userinfo(url);
-    let shown = if strip_query_string {
-        strip_query(&clean)
-    } else {
+    let shown = if record_query {
         &clean
+    } else {
+        strip_query(&clean)
     };
-    if shown == url || !call.subsegment.is_sampled() {
-        return fail_outbound(call, err, type_name);
+    if shown == url || !call.subsegment().is_some_and(|s| s.is_sampled()) {
+        return call.fail(err, type_name);
     }
-    // `fail_outbound` with the messages rewritten.
+    // `fail` with the messages rewritten.
     let mut exceptions = exceptions_from_error(err, type_name);
     for e in &mut exceptions {
         e.remote = true;
@@ -40,6 +40,5 @@ pub(crate) fn record_failure(
             }
         }
     }
-    call.subsegment.add_exceptions(exceptions, true);
-    call.subsegment.end();
+    call.fail_with(exceptions);
 }

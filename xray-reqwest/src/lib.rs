@@ -55,7 +55,7 @@
 //! - `name`: the URL's host, without port (configurable, see below);
 //! - `namespace: "remote"`;
 //! - `http.request`: `method`, `url` (user info never recorded; the query string recorded
-//!   unless [`XRayMiddleware::strip_query`] is on), and `traced: true` when our trace header
+//!   unless [`XRayMiddleware::record_query`] is off), and `traced: true` when our trace header
 //!   was sent;
 //! - `http.response`: `status` and `content_length` (from the `Content-Length` header, else
 //!   the body's exact size; absent for chunked bodies);
@@ -65,14 +65,16 @@
 //!   error is returned to the caller unchanged. The URL inside reqwest's error message is
 //!   recorded in the same form as `http.request.url`.
 //!
-//! All mapping is done by [`xray_core::http`], shared with the other X-Ray adapters.
+//! All mapping is done by [`xray_core::http`], and every way a call can end is recorded by the
+//! rules of [`xray_core::lifecycle`], shared with the other X-Ray adapters.
 //!
 //! # The trace header
 //!
 //! The request gets `X-Amzn-Trace-Id: Root=<trace>;Parent=<this subsegment's id>;Sampled=<0|1>`,
 //! followed by the pairs kept from the header the current segment was started from (such as
-//! `Lineage`). A header the caller set by hand is sent as written, and the subsegment then
-//! leaves `traced` out; [`XRayMiddleware::overwrite_header`] replaces it instead.
+//! `Lineage`). A header the caller set by hand is replaced, as the official SDKs do; with
+//! [`XRayMiddleware::overwrite_header`] off it is sent as written, and the subsegment then
+//! leaves `traced` out.
 //!
 //! When the trace is not sampled, nothing is recorded, but the header is still sent, with the
 //! same `Root` and `Sampled=0`, so the services called do not sample it either.
@@ -98,7 +100,8 @@
 //!   byte of the response.
 //! - When the call fails, with the error recorded.
 //! - When the call's future is dropped before either (for example the caller's own
-//!   `tokio::time::timeout` fired): the subsegment ends then, with no response and no flag.
+//!   `tokio::time::timeout` fired): the subsegment ends then as cancelled, with `error` and a
+//!   `Cancelled` cause (the caller gave up; nothing says the callee failed).
 //!
 //! # Ordering with other middlewares
 //!
@@ -133,8 +136,8 @@
 //!
 //! let middleware = XRayMiddleware::new()
 //!     .with_name("payments")    // or .with_name_fn(|req| ...)
-//!     .strip_query(true)        // do not record the query string
-//!     .overwrite_header(true);  // replace a trace header set by the caller
+//!     .record_query(false)      // do not record the query string
+//!     .overwrite_header(false); // keep a trace header set by the caller
 //! # drop(middleware);
 //! ```
 //!
@@ -149,10 +152,9 @@
 
 mod failure;
 mod middleware;
-mod parent;
 
 pub use middleware::XRayMiddleware;
-pub use parent::Parent;
+pub use xray_core::http::Parent;
 
 /// The recorder this crate records with, re-exported so that versions always match.
 pub use xray_core;

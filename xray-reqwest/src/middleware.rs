@@ -4,15 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::Extensions;
-use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
-use xray_core::http::{begin_outbound, end_outbound, OutboundCall, OutboundOptions};
-use xray_core::w3c::TRACEPARENT;
-use xray_core::{context, header::HEADER_NAME};
+use xray_core::context;
+use xray_core::http::{begin_outbound, content_length, OutboundOptions, Parent};
 
 use crate::failure::record_failure;
-use crate::parent::Parent;
 
 /// Records every call made through a [`reqwest_middleware`] client as a `remote` subsegment of
 /// the current X-Ray segment, and sends the trace header downstream.
@@ -31,9 +28,7 @@ use crate::parent::Parent;
 #[must_use = "a middleware does nothing until it is added to a client with `ClientBuilder::with`"]
 pub struct XRayMiddleware {
     naming: Naming,
-    strip_query: bool,
-    overwrite_header: bool,
-    send_w3c: bool,
+    options: OutboundOptions,
 }
 
 /// How subsegments are named.
@@ -57,9 +52,7 @@ impl fmt::Debug for XRayMiddleware {
         };
         f.debug_struct("XRayMiddleware")
             .field("naming", naming)
-            .field("strip_query", &self.strip_query)
-            .field("overwrite_header", &self.overwrite_header)
-            .field("send_w3c", &self.send_w3c)
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -67,8 +60,8 @@ impl fmt::Debug for XRayMiddleware {
 // ===== impl XRayMiddleware =====
 
 impl XRayMiddleware {
-    /// Subsegments named after the URL's host, the query string recorded, and a trace header
-    /// set by the caller left alone.
+    /// Subsegments named after the URL's host, the query string recorded, and the trace
+    /// header always set (one the caller set by hand is replaced).
     pub fn new() -> Self {
         Self::default()
     }
@@ -99,68 +92,41 @@ impl XRayMiddleware {
         self
     }
 
-    /// Leaves the query string out of the recorded `http.request.url` (it is recorded by
-    /// default; user info is never recorded). Use it when queries carry tokens or personal
-    /// data.
-    pub fn strip_query(mut self, yes: bool) -> Self {
-        self.strip_query = yes;
+    /// Records the query string in `http.request.url` (on by default; user info is never
+    /// recorded). Turn it off when queries carry tokens or personal data.
+    pub fn record_query(mut self, yes: bool) -> Self {
+        self.options.record_query = yes;
         self
     }
 
-    /// Replaces an `X-Amzn-Trace-Id` header that the caller set on the request. By default such
-    /// a header is sent as the caller wrote it, and the subsegment does not claim the callee is
-    /// traced (`traced` is left out), since the callee will not name it as parent.
+    /// Replaces an `X-Amzn-Trace-Id` (and `traceparent`) header that the caller set on the
+    /// request: on by default, as in the official SDKs. When off, such a header is sent as
+    /// the caller wrote it, and the subsegment does not claim the callee is traced (`traced`
+    /// is left out), since the callee will not name it as parent.
     pub fn overwrite_header(mut self, yes: bool) -> Self {
-        self.overwrite_header = yes;
+        self.options.overwrite_header = yes;
         self
     }
 
     /// Also sends a W3C `traceparent` header carrying the same trace id, parent and sampling
     /// decision as `X-Amzn-Trace-Id`, so that a callee instrumented with OpenTelemetry
     /// continues the trace. Off by default. A `traceparent` the caller set on the request is
-    /// kept unless [`overwrite_header`](Self::overwrite_header) is on.
+    /// replaced unless [`overwrite_header`](Self::overwrite_header) is off.
     pub fn send_w3c(mut self, yes: bool) -> Self {
-        self.send_w3c = yes;
+        self.options.send_w3c = yes;
         self
     }
 
-    fn options_for(&self, req: &Request) -> OutboundOptions {
+    fn options_for(&self, req: &Request) -> std::borrow::Cow<'_, OutboundOptions> {
         let name = match &self.naming {
-            Naming::Host => None,
-            Naming::Fixed(name) => Some(name.to_string()),
-            Naming::PerRequest(f) => Some(f(req)),
+            Naming::Host => return std::borrow::Cow::Borrowed(&self.options),
+            Naming::Fixed(name) => name.to_string(),
+            Naming::PerRequest(f) => f(req),
         };
-        OutboundOptions {
-            name,
-            strip_query: self.strip_query,
-            send_w3c: self.send_w3c,
-        }
-    }
-
-    /// Sets the trace header on the request, unless the caller set one and overwriting is off.
-    fn inject(&self, req: &mut Request, call: &OutboundCall) {
-        if self.overwrite_header || !req.headers().contains_key(TRACEPARENT) {
-            call.insert_w3c_headers(req.headers_mut());
-        }
-        let name = HeaderName::from_static(HEADER_NAME);
-        if !self.overwrite_header && req.headers().contains_key(&name) {
-            not_traced(call);
-            return;
-        }
-        match HeaderValue::from_str(&call.header) {
-            Ok(value) => {
-                req.headers_mut().insert(name, value);
-            }
-            Err(_) => {
-                // Extra pairs come from an incoming header and were text then; this cannot
-                // happen in practice, but a bad value must not fail the call.
-                tracing::warn!(
-                    header = %call.header,
-                    "X-Ray trace header is not a valid header value; sending the request without it"
-                );
-                not_traced(call);
-            }
-        }
+        std::borrow::Cow::Owned(OutboundOptions {
+            name: Some(name),
+            ..self.options.clone()
+        })
     }
 }
 
@@ -179,40 +145,22 @@ impl Middleware for XRayMiddleware {
             return next.run(req, extensions).await;
         }
         let options = self.options_for(&req);
-        let Some(call) =
+        let Some(mut call) =
             begin_outbound(parent, req.method().as_str(), req.url().as_str(), &options)
         else {
             return next.run(req, extensions).await;
         };
-        self.inject(&mut req, &call);
-
-        // Ends the subsegment if this future is dropped before the response arrives (the
-        // caller gave up). Ending twice is harmless, so the normal path below needs no disarm.
-        let _ends_on_drop = call.subsegment.clone().guard();
+        call.inject(req.headers_mut());
+        // If this future is dropped before the response arrives, dropping `call` records the
+        // call as cancelled.
         let result = next.run(req, extensions).await;
         match &result {
-            Ok(res) => end_outbound(&call, res.status().as_u16(), content_length(res)),
-            Err(err) => record_failure(&call, err, self.strip_query),
+            Ok(res) => call.finish(
+                res.status().as_u16(),
+                content_length(res.headers(), res.content_length()),
+            ),
+            Err(err) => record_failure(&mut call, err, self.options.record_query),
         }
         result
     }
-}
-
-/// The response body's length: the `Content-Length` header, else reqwest's exact size hint.
-/// Unknown for chunked bodies.
-fn content_length(res: &Response) -> Option<u64> {
-    res.headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .or_else(|| res.content_length())
-}
-
-/// The header that goes out is not ours: the callee will not name our subsegment as parent.
-fn not_traced(call: &OutboundCall) {
-    call.subsegment.with_document(|d| {
-        if let Some(request) = d.http.request.as_mut() {
-            request.traced = false;
-        }
-    });
 }

@@ -181,7 +181,7 @@ async fn user_info_is_never_recorded_and_the_query_is_kept_by_default() {
 async fn strip_query_leaves_the_query_out_of_the_recorded_url() {
     let server = start_server().await;
     let collector = Collector::start().unwrap();
-    let client = client(XRayMiddleware::new().strip_query(true));
+    let client = client(XRayMiddleware::new().record_query(false));
 
     let (_, doc) = traced(&collector, async {
         client
@@ -218,12 +218,12 @@ async fn subsegment_name_can_be_fixed_or_chosen_per_request() {
 }
 
 #[tokio::test]
-async fn a_trace_header_set_by_the_caller_is_kept_unless_overwrite_is_asked() {
+async fn a_trace_header_set_by_the_caller_is_replaced_unless_overwrite_is_off() {
     let server = start_server().await;
     let collector = Collector::start().unwrap();
     let by_hand = format!("Root={};Parent=1111111111111111;Sampled=1", TraceId::new());
-    let keeps = client(XRayMiddleware::new());
-    let overwrites = client(XRayMiddleware::new().overwrite_header(true));
+    let keeps = client(XRayMiddleware::new().overwrite_header(false));
+    let overwrites = client(XRayMiddleware::new());
 
     let ((kept, replaced), doc) = traced(&collector, async {
         let kept = keeps
@@ -462,7 +462,7 @@ async fn dns_failure_is_a_fault_with_the_resolver_error_in_the_cause() {
 #[tokio::test]
 async fn secrets_in_the_url_do_not_reach_the_recorded_cause() {
     let collector = Collector::start().unwrap();
-    let client = client(XRayMiddleware::new().strip_query(true));
+    let client = client(XRayMiddleware::new().record_query(false));
     let addr = closed_port().await;
 
     let (result, doc) = traced(&collector, async {
@@ -512,7 +512,7 @@ async fn subsegment_ends_at_the_response_head_not_when_the_body_is_read() {
 }
 
 #[tokio::test]
-async fn a_call_dropped_before_its_response_still_ends_its_subsegment() {
+async fn a_call_dropped_before_its_response_ends_as_cancelled() {
     let server = start_server().await;
     let collector = Collector::start().unwrap();
     let client = client(XRayMiddleware::new());
@@ -530,7 +530,12 @@ async fn a_call_dropped_before_its_response_still_ends_its_subsegment() {
     let sub = only_subsegment(&doc);
     assert!(sub.end_time.is_some() && !sub.in_progress, "{sub:?}");
     assert!(sub.http.response.is_none());
-    assert!(!sub.fault && !sub.error);
+    assert!(
+        sub.error && !sub.fault,
+        "the caller gave up: an error, not a fault"
+    );
+    let kinds: Vec<_> = exceptions(sub).iter().map(|e| e.kind.as_deref()).collect();
+    assert_eq!(kinds, [Some("Cancelled")]);
 }
 
 #[tokio::test]

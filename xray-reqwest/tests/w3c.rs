@@ -50,10 +50,10 @@ async fn traceparent_is_not_sent_by_default() {
 }
 
 #[tokio::test]
-async fn traceparent_set_by_the_caller_is_kept() {
+async fn traceparent_set_by_the_caller_is_kept_when_overwrite_is_off() {
     let mine = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
     let (headers, _) = echoed(
-        XRayMiddleware::new().send_w3c(true),
+        XRayMiddleware::new().send_w3c(true).overwrite_header(false),
         Some(("traceparent", mine)),
     )
     .await;
@@ -73,7 +73,7 @@ async fn tracestate_received_with_the_trace_goes_out_with_traceparent() {
     let segment = ServerTracing::new("svc")
         .with_recorder(collector.recorder("svc"))
         .accept_w3c(true)
-        .begin(&IncomingRequest {
+        .begin_segment(&IncomingRequest {
             method: "GET",
             traceparent: Some(&tp),
             tracestate: Some(" congo=t61rcWkgMzE,rojo=00f067aa0ba902b7 "),

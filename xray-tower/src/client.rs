@@ -6,26 +6,23 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
+use http::header::HOST;
 use http::{Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
-use xray_core::http::{begin_outbound, end_outbound, fail_outbound, OutboundCall, OutboundOptions};
-use xray_core::Entity;
-
-use crate::outcome::{self, Message};
-
-const TRACE_HEADER: HeaderName = HeaderName::from_static(xray_core::header::HEADER_NAME);
+use xray_core::http::{begin_outbound, content_length, OutboundCall, OutboundOptions, Parent};
 
 /// A [`Layer`] for HTTP clients: records each outbound call as a `remote` subsegment of the
 /// current entity and sends the trace header along.
 ///
-/// The parent is the [`Entity`] in the request's extensions when there is one, else the
+/// The parent is the [`Parent`] in the request's extensions when there is one, else the
 /// current entity ([`xray_core::current`]). Without either the request goes out untouched.
 /// The subsegment is named after the URL's host and ends when the response head arrives
-/// (`http.response.status`, `content_length`, and the flags the status implies), or with
-/// `fault` and the error as cause when the call fails or is dropped before an answer.
+/// (`http.response.status`, `content_length`, and the flags the status implies), with
+/// `fault` and the error as cause when the call fails, or with `error` and a `Cancelled`
+/// cause when it is dropped before an answer (the rules of [`xray_core::lifecycle`], shared
+/// with `xray-reqwest` and `xray-aws-sdk`).
 ///
 /// ```
 /// use http_body_util::Full;
@@ -61,9 +58,18 @@ impl XRayClientLayer {
         self
     }
 
-    /// Leaves the query string out of the recorded URL.
-    pub fn strip_query(mut self, yes: bool) -> Self {
-        Arc::make_mut(&mut self.options).strip_query = yes;
+    /// Records the query string in `http.request.url` (on by default; user info is never
+    /// recorded). Turn it off when queries carry tokens or personal data.
+    pub fn record_query(mut self, yes: bool) -> Self {
+        Arc::make_mut(&mut self.options).record_query = yes;
+        self
+    }
+
+    /// Replaces trace headers already set on the request (on by default). When off, an
+    /// `X-Amzn-Trace-Id` set by the caller is sent as written and the subsegment does not
+    /// claim the callee is traced.
+    pub fn overwrite_header(mut self, yes: bool) -> Self {
+        Arc::make_mut(&mut self.options).overwrite_header = yes;
         self
     }
 
@@ -127,17 +133,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let parent = req.extensions().get::<Entity>().cloned();
+        let parent = req.extensions().get::<Parent>().map(|p| p.0.clone());
         let url = target_url(&req);
         let call = begin_outbound(parent, req.method().as_str(), &url, &self.options);
         if let Some(call) = &call {
-            match HeaderValue::try_from(call.header.as_str()) {
-                Ok(value) => {
-                    req.headers_mut().insert(TRACE_HEADER, value);
-                }
-                Err(_) => tracing::warn!("trace header is not a valid header value; not sent"),
-            }
-            call.insert_w3c_headers(req.headers_mut());
+            call.inject(req.headers_mut());
         }
         ClientResponseFuture {
             inner: self.inner.call(req),
@@ -161,23 +161,12 @@ fn target_url<B>(req: &Request<B>) -> String {
 }
 
 pin_project_lite::pin_project! {
-    /// Response future of [`XRayClient`].
+    /// Response future of [`XRayClient`]. Dropping it before the response arrives records
+    /// the call as cancelled.
     pub struct ClientResponseFuture<F> {
         #[pin]
         inner: F,
         call: Option<OutboundCall>,
-    }
-
-    impl<F> PinnedDrop for ClientResponseFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some(call) = this.project().call.take() {
-                outcome::abandoned(
-                    &call.subsegment,
-                    "the call was dropped before its response arrived (cancelled or timed out)",
-                    true,
-                );
-            }
-        }
     }
 }
 
@@ -192,21 +181,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        if let Some(call) = this.call.take() {
+        if let Some(call) = this.call.as_mut() {
             match &result {
-                Ok(res) => {
-                    let length = res
-                        .headers()
-                        .get(CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|s| s.trim().parse().ok())
-                        .or_else(|| res.body().size_hint().exact());
-                    end_outbound(&call, res.status().as_u16(), length);
-                }
-                Err(error) => {
-                    let message = Message(error.to_string());
-                    fail_outbound(&call, &message, std::any::type_name::<E>());
-                }
+                Ok(res) => call.finish(
+                    res.status().as_u16(),
+                    content_length(res.headers(), res.body().size_hint().exact()),
+                ),
+                Err(error) => call.fail_display(error, std::any::type_name::<E>()),
             }
         }
         Poll::Ready(result)

@@ -2,18 +2,17 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
+use http::header::{HeaderName, HeaderValue};
 use http::Response;
 use http_body::Body;
 use xray_core::context::Instrumented;
-use xray_core::Entity;
+use xray_core::http::content_length;
+use xray_core::lifecycle::Exchange;
 
 use crate::on_response::OnResponse;
-use crate::outcome;
 use crate::ResponseBody;
 
 pub use crate::client::ClientResponseFuture;
@@ -25,34 +24,22 @@ pin_project_lite::pin_project! {
     ///
     /// Runs the inner future with the segment as the current entity. When the response head
     /// is ready it records the status and length, adds the `X-Amzn-Trace-Id` response header
-    /// and hands the segment to the [`ResponseBody`], which ends it. If the inner service
-    /// fails or panics, or this future is dropped first, it ends the segment itself.
+    /// and hands the request's [`Exchange`] to the [`ResponseBody`], which ends it. If the
+    /// inner service fails or panics, or this future is dropped first, the exchange ends here
+    /// (see [`xray_core::lifecycle`] for how each case is recorded).
     pub struct ResponseFuture<F, OnRes> {
         #[pin]
         inner: Instrumented<F>,
-        segment: Option<Entity>,
+        exchange: Exchange,
         on_response: OnRes,
-    }
-
-    impl<F, OnRes> PinnedDrop for ResponseFuture<F, OnRes> {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some(segment) = this.project().segment.take() {
-                outcome::abandoned(
-                    &segment,
-                    "the request was dropped before a response was produced \
-                     (the client went away, or an outer layer gave up on it)",
-                    false,
-                );
-            }
-        }
     }
 }
 
 impl<F, OnRes> ResponseFuture<F, OnRes> {
-    pub(crate) fn new(inner: Instrumented<F>, segment: Entity, on_response: OnRes) -> Self {
+    pub(crate) fn new(inner: Instrumented<F>, exchange: Exchange, on_response: OnRes) -> Self {
         Self {
             inner,
-            segment: Some(segment),
+            exchange,
             on_response,
         }
     }
@@ -70,62 +57,38 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        let result = match panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(poll) => ready!(poll),
-            Err(payload) => {
-                if let Some(segment) = this.segment.take() {
-                    outcome::panicked(&segment, &*payload);
-                }
-                panic::resume_unwind(payload)
-            }
-        };
-        let Some(segment) = this.segment.take() else {
-            // Only reachable when polled again after completion, which the inner future
-            // would not allow anyway: pass the result through untouched.
-            return Poll::Ready(result.map(|res| res.map(ResponseBody::untraced)));
-        };
+        let result = ready!(this.exchange.catch_panic(|| inner.poll(cx)));
+        let mut exchange = this.exchange.take();
         match result {
             Ok(mut res) => {
-                if let Ok(value) =
-                    HeaderValue::try_from(segment.response_header().to_header_string())
+                if let Some(value) = exchange
+                    .response_header()
+                    .and_then(|h| HeaderValue::try_from(h).ok())
                 {
                     res.headers_mut().insert(TRACE_HEADER, value);
                 }
-                let mut count_body = false;
-                if segment.is_sampled() {
-                    let length = content_length(&res);
-                    count_body = length.is_none();
-                    segment.set_http_response(res.status().as_u16(), length);
-                    this.on_response.on_response(&res, &segment);
+                let length = content_length(res.headers(), res.body().size_hint().exact());
+                exchange.respond(res.status().as_u16(), length);
+                if let Some(segment) = exchange.entity().filter(|s| s.is_sampled()) {
+                    this.on_response.on_response(&res, segment);
                 }
                 if res.body().is_end_stream() {
-                    segment.end();
-                    return Poll::Ready(Ok(res.map(ResponseBody::untraced)));
+                    exchange.complete();
                 }
-                Poll::Ready(Ok(
-                    res.map(|body| ResponseBody::new(body, segment, count_body))
-                ))
+                Poll::Ready(Ok(res.map(|body| ResponseBody::new(body, exchange))))
             }
             Err(error) => {
-                outcome::failed(&segment, &error, false);
+                exchange.fail_display(&error, std::any::type_name::<E>());
                 Poll::Ready(Err(error))
             }
         }
     }
 }
 
-fn content_length<B: Body>(res: &Response<B>) -> Option<u64> {
-    res.headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse().ok())
-        .or_else(|| res.body().size_hint().exact())
-}
-
 impl<F, OnRes> fmt::Debug for ResponseFuture<F, OnRes> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("segment", &self.segment)
+            .field("exchange", &self.exchange)
             .finish_non_exhaustive()
     }
 }

@@ -172,7 +172,6 @@ pub mod future;
 mod layer;
 mod on_request;
 mod on_response;
-mod outcome;
 mod service;
 
 pub use body::ResponseBody;

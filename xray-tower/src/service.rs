@@ -59,21 +59,24 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let segment = {
+        let exchange = {
             let mut incoming = IncomingRequest::from_parts(req.method(), req.uri(), req.headers());
             incoming.peer_ip = peer_ip(req.extensions());
             self.tracing.begin(&incoming)
         };
-        if segment.is_sampled() {
-            self.on_request.on_request(&req, &segment);
+        let segment = exchange.entity().cloned();
+        if let Some(segment) = &segment {
+            if segment.is_sampled() {
+                self.on_request.on_request(&req, segment);
+            }
+            req.extensions_mut().insert(segment.clone());
         }
-        req.extensions_mut().insert(segment.clone());
         // Some services do work in `call` itself: make the segment current there too.
         let inner = &mut self.inner;
-        let fut = context::sync_scope(segment.clone(), || inner.call(req));
+        let fut = context::maybe_sync_scope(segment.clone(), || inner.call(req));
         ResponseFuture::new(
-            context::scope(segment.clone(), fut),
-            segment,
+            context::maybe_scope(segment, fut),
+            exchange,
             self.on_response.clone(),
         )
     }

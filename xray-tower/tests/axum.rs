@@ -562,3 +562,26 @@ async fn catch_panic_outside_the_layer_keeps_the_panic_message() {
         vec!["panicked: boom under catch-panic".to_string()]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_request_completes_without_waiting_for_a_body() {
+    let collector = Collector::start().unwrap();
+    let addr = serve_axum(app(&collector)).await;
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(b"HEAD /users/7 HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    socket.read_to_end(&mut reply).await.unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+
+    let doc = &segments(&collector, 1)[0];
+    assert_eq!(
+        doc.http.request.as_ref().unwrap().method.as_deref(),
+        Some("HEAD")
+    );
+    assert_eq!(status_of(doc), Some(200));
+    assert!(!doc.error && !doc.fault, "nothing was abandoned: {doc:?}");
+    assert!(doc.cause.is_none());
+}

@@ -176,7 +176,7 @@ async fn client_layer_records_connection_failures_as_remote_faults() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_layer_call_dropped_before_the_answer_is_a_fault() {
+async fn client_layer_call_dropped_before_the_answer_ends_as_cancelled() {
     let collector = Collector::start().unwrap();
     let recorder = collector.recorder("svc");
     let slow = serve_axum(axum::Router::new().route(
@@ -205,6 +205,6 @@ async fn client_layer_call_dropped_before_the_answer_is_a_fault() {
 
     let doc = &segments(&collector, 1)[0];
     let call = &doc.subsegments[0];
-    assert!(call.fault && call.end_time.is_some());
+    assert!(call.error && !call.fault && call.end_time.is_some());
     assert!(cause_messages(call)[0].contains("dropped before its response arrived"));
 }

@@ -1,0 +1,117 @@
+//! The incoming request, described with borrowed strings so that every server framework fits.
+
+use std::net::IpAddr;
+
+use crate::naming::strip_port;
+
+/// An incoming request, described with borrowed strings.
+///
+/// Build it with a struct literal ending in `..IncomingRequest::default()`, or from `http` 1
+/// types with [`IncomingRequest::from_http`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IncomingRequest<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// `http` or `https`, when the server knows it.
+    pub scheme: Option<&'a str>,
+    /// The `Host` header (or `:authority`).
+    pub host: Option<&'a str>,
+    /// The path, with the query string if any.
+    pub path_and_query: &'a str,
+    /// `User-Agent`.
+    pub user_agent: Option<&'a str>,
+    /// `X-Forwarded-For`.
+    pub x_forwarded_for: Option<&'a str>,
+    /// `X-Forwarded-Proto`.
+    pub x_forwarded_proto: Option<&'a str>,
+    /// The peer's address, when the server provides it.
+    pub peer_ip: Option<IpAddr>,
+    /// The raw `X-Amzn-Trace-Id` header.
+    pub trace_header: Option<&'a [u8]>,
+    /// The W3C `traceparent` header. Read only when the server accepts W3C Trace Context
+    /// ([`ServerTracing::accept_w3c`]) and there is no usable `X-Amzn-Trace-Id`.
+    pub traceparent: Option<&'a str>,
+    /// The W3C `tracestate` header (vendor-specific state that accompanies `traceparent`).
+    pub tracestate: Option<&'a str>,
+}
+
+impl<'a> IncomingRequest<'a> {
+    /// Reads what is needed from an `http` 1 request. The peer address is not part of the
+    /// request: set [`peer_ip`](Self::peer_ip) from the server's connection info.
+    pub fn from_http<B>(req: &'a http::Request<B>) -> Self {
+        Self::from_parts(req.method(), req.uri(), req.headers())
+    }
+
+    /// Like [`from_http`](Self::from_http) from the request's pieces.
+    pub fn from_parts(
+        method: &'a http::Method,
+        uri: &'a http::Uri,
+        headers: &'a http::HeaderMap,
+    ) -> Self {
+        let mut req = Self {
+            method: method.as_str(),
+            scheme: uri.scheme_str(),
+            host: None,
+            path_and_query: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+            user_agent: None,
+            x_forwarded_for: None,
+            x_forwarded_proto: None,
+            peer_ip: None,
+            trace_header: None,
+            traceparent: None,
+            tracestate: None,
+        };
+        // One pass over the headers, matching names by their text: a lookup per header of
+        // interest hashes the name each time and cost several times more than this loop.
+        // Header maps keep names lowercase. The first value of a repeated header wins, as
+        // with `HeaderMap::get`.
+        let text = |v: &'a http::HeaderValue| v.to_str().ok();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "host" => &mut req.host,
+                "user-agent" => &mut req.user_agent,
+                "x-forwarded-for" => &mut req.x_forwarded_for,
+                "x-forwarded-proto" => &mut req.x_forwarded_proto,
+                "traceparent" => &mut req.traceparent,
+                "tracestate" => &mut req.tracestate,
+                crate::header::HEADER_NAME => {
+                    if req.trace_header.is_none() {
+                        req.trace_header = Some(value.as_bytes());
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = text(value);
+            }
+        }
+        // Without a Host header the request target's authority is the host; it may carry
+        // `user:password@`, which is never recorded.
+        if req.host.is_none() {
+            req.host = uri.authority().map(|a| after_userinfo(a.as_str()));
+        }
+        req
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &'a str {
+        self.path_and_query
+            .split(['?', '#'])
+            .next()
+            .unwrap_or(self.path_and_query)
+    }
+
+    /// The host without port.
+    pub fn host_name(&self) -> Option<&'a str> {
+        self.host.map(strip_port)
+    }
+}
+
+/// `user:password@host` → `host`.
+pub(crate) fn after_userinfo(authority: &str) -> &str {
+    match authority.bytes().rposition(|b| b == b'@') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    }
+}

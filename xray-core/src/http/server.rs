@@ -1,0 +1,214 @@
+//! The server side: settings shared by the server adapters, and the start of a request.
+
+use crate::document::HttpRequest;
+use crate::entity::Entity;
+use crate::header::TraceHeader;
+use crate::lifecycle::Exchange;
+use crate::naming::DynamicNaming;
+use crate::recorder::Recorder;
+use crate::sampling::SamplingRequest;
+
+use super::incoming::{after_userinfo, IncomingRequest};
+
+/// Server-side settings shared by the server adapters.
+#[derive(Clone, Debug)]
+pub struct ServerTracing {
+    recorder: Option<Recorder>,
+    naming: DynamicNaming,
+    record_query: bool,
+    accept_w3c: bool,
+}
+
+impl ServerTracing {
+    /// Segments named `name` (or `AWS_XRAY_TRACING_NAME` when set, as read by the recorder).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            recorder: None,
+            naming: DynamicNaming::fixed(name),
+            record_query: false,
+            accept_w3c: false,
+        }
+    }
+
+    /// Names segments after the request's host when it matches `pattern` (port ignored).
+    pub fn with_dynamic_naming(mut self, pattern: impl Into<String>) -> Self {
+        self.naming = DynamicNaming::new(self.naming.fallback().to_string(), pattern);
+        self
+    }
+
+    /// Uses this recorder instead of the process-wide one.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Records the query string in `http.request.url` (off by default: queries often carry
+    /// tokens and personal data).
+    pub fn record_query(mut self, yes: bool) -> Self {
+        self.record_query = yes;
+        self
+    }
+
+    /// Continues W3C Trace Context traces: a request without a usable `X-Amzn-Trace-Id` but
+    /// with a valid `traceparent` joins that trace (see the [module docs](self)). Off by
+    /// default, since it changes which requests start a new trace. `X-Amzn-Trace-Id` wins when
+    /// both are present.
+    pub fn accept_w3c(mut self, yes: bool) -> Self {
+        self.accept_w3c = yes;
+        self
+    }
+
+    /// Whether `traceparent` is read; see [`accept_w3c`](Self::accept_w3c).
+    pub fn accepts_w3c(&self) -> bool {
+        self.accept_w3c
+    }
+
+    /// The trace header the request continues: `X-Amzn-Trace-Id` when usable, else (with
+    /// [`accept_w3c`](Self::accept_w3c)) `traceparent` converted. `None` starts a new trace.
+    pub fn incoming_header(&self, req: &IncomingRequest<'_>) -> Option<TraceHeader> {
+        let xray = TraceHeader::parse_or_warn(req.trace_header);
+        if xray.is_some() || !self.accept_w3c {
+            return xray;
+        }
+        let value = req.traceparent?;
+        match crate::w3c::from_traceparent(value) {
+            Ok(h) => {
+                warn_once_if_not_xray_epoch(&h);
+                Some(h)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unusable traceparent header; starting a new trace");
+                None
+            }
+        }
+    }
+
+    /// The incoming `tracestate`, when W3C is accepted and the `traceparent` it came with
+    /// names the trace being continued (an `X-Amzn-Trace-Id` for another trace wins, and the
+    /// state of a trace we do not continue is not passed on).
+    fn tracestate_to_keep<'r>(
+        &self,
+        req: &IncomingRequest<'r>,
+        continued: Option<&TraceHeader>,
+    ) -> Option<&'r str> {
+        if !self.accept_w3c {
+            return None;
+        }
+        let state = crate::w3c::forwardable_tracestate(req.tracestate?)?;
+        let root = continued?.root?;
+        let w3c = crate::w3c::from_traceparent(req.traceparent?).ok()?;
+        (w3c.root == Some(root)).then_some(state)
+    }
+
+    /// The recorder in use.
+    pub fn recorder(&self) -> &Recorder {
+        self.recorder.as_ref().unwrap_or_else(|| Recorder::global())
+    }
+
+    /// The fixed (fallback) segment name. `AWS_XRAY_TRACING_NAME` replaces it when set.
+    pub fn fallback_name(&self) -> &str {
+        self.naming.fallback()
+    }
+
+    /// Begins recording a request: parses the trace header, decides sampling, begins the
+    /// segment and records `http.request`. The adapter makes
+    /// [`Exchange::entity`] current while the request is served and ends the exchange
+    /// through it (see [`crate::lifecycle`] for the rules).
+    pub fn begin(&self, req: &IncomingRequest<'_>) -> Exchange {
+        Exchange::server(self.begin_segment(req)).without_body(req.method == "HEAD")
+    }
+
+    /// Like [`begin`](Self::begin), for adapters that end the segment themselves: returns the
+    /// segment alone.
+    pub fn begin_segment(&self, req: &IncomingRequest<'_>) -> Entity {
+        // A host taken from a request target's authority may carry `user:password@`: it is
+        // never used for naming, sampling or the recorded URL, whichever adapter passed it.
+        let mut clean = *req;
+        clean.host = req.host.map(after_userinfo);
+        let req = &clean;
+        let recorder = self.recorder();
+        let header = self.incoming_header(req);
+        let name = self
+            .naming
+            .matched_host(req.host)
+            // A closure, not the fn itself: it lets the 'static name shorten to the request's lifetime.
+            .or(recorder.tracing_name_override())
+            .unwrap_or(self.naming.fallback());
+        let path = req.path();
+        let sampling = SamplingRequest::new(name)
+            .host(req.host_name())
+            .method(Some(req.method))
+            .url_path(Some(path));
+        let tracestate = self.tracestate_to_keep(req, header.as_ref());
+        let segment = recorder.begin_segment_w3c(name, header.as_ref(), &sampling, tracestate);
+        if segment.is_sampled() {
+            segment.set_http_request(request_block(req, self.record_query));
+        }
+        segment
+    }
+}
+
+/// X-Ray refuses trace ids whose first 32 bits are not a recent epoch second; randomly drawn
+/// W3C ids (the OpenTelemetry default) almost never are. Said once per process: the fix is on
+/// the caller's side (an X-Ray id generator), and the trace is still continued as is.
+fn warn_once_if_not_xray_epoch(header: &TraceHeader) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let Some(root) = header.root else { return };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let epoch = u64::from(root.epoch_seconds());
+    let plausible = epoch <= now + 300 && now.saturating_sub(epoch) <= 30 * 24 * 3600;
+    if !plausible && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            trace_id = %root,
+            "traceparent trace id does not start with a recent epoch second, so X-Ray will refuse \
+             this trace; configure the caller's OpenTelemetry SDK with an X-Ray id generator"
+        );
+    }
+}
+
+pub(crate) fn request_block(req: &IncomingRequest<'_>, record_query: bool) -> HttpRequest {
+    let scheme = req
+        .scheme
+        .or_else(|| {
+            req.x_forwarded_proto
+                .and_then(|p| p.split(',').next())
+                .map(str::trim)
+        })
+        .filter(|s| *s == "http" || *s == "https")
+        .unwrap_or("http");
+    let path = if record_query {
+        req.path_and_query
+    } else {
+        req.path()
+    };
+    let url = match req.host {
+        Some(h) => {
+            let mut url = String::with_capacity(scheme.len() + 3 + h.len() + path.len());
+            url.push_str(scheme);
+            url.push_str("://");
+            url.push_str(h);
+            url.push_str(path);
+            url
+        }
+        None => path.to_string(),
+    };
+    let forwarded = req
+        .x_forwarded_for
+        .and_then(|x| x.split(',').next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 64);
+    let (client_ip, x_forwarded_for) = match forwarded {
+        Some(ip) => (Some(ip.to_string()), true),
+        None => (req.peer_ip.map(|ip| ip.to_string()), false),
+    };
+    HttpRequest {
+        method: Some(req.method.to_string()),
+        url: Some(url),
+        user_agent: req.user_agent.map(str::to_string),
+        client_ip,
+        x_forwarded_for,
+        traced: false,
+    }
+}

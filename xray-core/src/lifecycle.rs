@@ -1,0 +1,585 @@
+//! How a request or an outbound call ends: one set of rules for every adapter.
+//!
+//! An adapter holds an [`Exchange`] from the moment it begins recording a request it serves
+//! (its segment) or a call it makes (a `remote` or `aws` subsegment) until that exchange ends.
+//! The exchange is a guard: it ends its entity exactly once, through one of the calls below or,
+//! when the adapter lets go of it early, when it is dropped. Every way of ending maps to the
+//! same flags and cause in every adapter:
+//!
+//! | ending | adapter call | flags | cause |
+//! |---|---|---|---|
+//! | completed | [`respond`](Exchange::respond), then [`complete`](Exchange::complete) | from the status: 4xx `error`, 429 `error` + `throttle`, 5xx `fault` | none |
+//! | failed with an error | [`fail`](Exchange::fail) and its variants | `fault`, unless the entity already says `error` (a 4xx status, or the adapter's own classification) | the error and its `source()` chain; `remote: true` on calls |
+//! | panicked | [`catch_panic`](Exchange::catch_panic) (or a drop while unwinding) | `fault` | type `panic`, the panic message |
+//! | abandoned mid-body (server) | drop after [`respond`](Exchange::respond) | `error`, the status kept | type `Cancelled` |
+//! | dropped before the response (server) | drop before [`respond`](Exchange::respond) | `error` | type `Cancelled` |
+//! | cancelled (call dropped by its caller) | drop before [`respond`](Exchange::respond) | `error` | type `Cancelled` |
+//!
+//! A client that goes away, an outer timeout and a caller that stops waiting for a call are
+//! all the other side giving up, not the callee failing, so they are `error`, never `fault`.
+//! A server response whose body is never sent (`HEAD` requests, 1xx, 204 and 304 responses,
+//! or a response the adapter knows is empty) completes on drop instead.
+//!
+//! Only sampled entities record anything; for unsampled ones every call just lets go of the
+//! handle, so adapters call the same methods whatever the sampling decision.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::document::{exceptions_from_error, Document, Exception, HttpResponse};
+use crate::entity::Entity;
+
+/// Which side of an exchange the entity records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// A request this service serves (its segment).
+    Server,
+    /// A call this service makes (a subsegment).
+    Client,
+}
+
+/// How an exchange ended. [`Exchange`] picks the variant; [`Ending::apply`] holds the rules.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Ending<'a> {
+    /// The response was fully sent (server) or its head arrived (client).
+    Completed,
+    /// An error took the place of a response, or broke it off.
+    Failed(Vec<Exception>),
+    /// The code serving the request, or polling the call, panicked.
+    Panicked(Option<&'a (dyn Any + Send)>),
+    /// Server: the response body was dropped before it was fully sent.
+    AbandonedMidBody,
+    /// Server: the request was dropped before a response was produced.
+    DroppedBeforeResponse,
+    /// Client: the caller dropped the call before its response arrived.
+    Cancelled,
+}
+
+impl Ending<'_> {
+    /// Records this ending on `entity` (flags and cause), without ending it.
+    pub fn apply(self, entity: &Entity) {
+        if !entity.is_sampled() {
+            return;
+        }
+        let cancelled = |why: &str| vec![Exception::new(why, "Cancelled")];
+        match self {
+            Ending::Completed => {}
+            Ending::Failed(exceptions) => {
+                // A failure already classified as the caller's error (a 4xx status, an AWS
+                // error code under another status) stays an error; anything else is a fault.
+                let client_error = entity.with_document(|d| d.error).unwrap_or(false);
+                entity.add_exceptions(exceptions, !client_error);
+            }
+            Ending::Panicked(payload) => {
+                let exception = match payload {
+                    Some(p) => Exception::from_panic(p),
+                    None => Exception::new("the code running in this entity panicked", "panic"),
+                };
+                entity.add_exceptions(vec![exception], true);
+            }
+            Ending::AbandonedMidBody => {
+                entity.add_exceptions(
+                    cancelled(
+                        "the response body was dropped before it was fully sent \
+                         (the client went away or the connection closed)",
+                    ),
+                    false,
+                );
+                entity.set_error();
+            }
+            Ending::DroppedBeforeResponse => {
+                entity.add_exceptions(
+                    cancelled(
+                        "the request was dropped before a response was produced \
+                         (the client went away, or an outer layer gave up on it)",
+                    ),
+                    false,
+                );
+                entity.set_error();
+            }
+            Ending::Cancelled => {
+                entity.add_exceptions(
+                    cancelled(
+                        "the call was dropped before its response arrived \
+                         (the caller cancelled it or timed out)",
+                    ),
+                    false,
+                );
+                entity.set_error();
+            }
+        }
+    }
+}
+
+/// Sets the flags a response status implies: 4xx `error`, 429 `error` and `throttle`, 5xx
+/// `fault`.
+pub(crate) fn apply_status_flags(d: &mut Document, status: u16) {
+    match status {
+        429 => {
+            d.error = true;
+            d.throttle = true;
+        }
+        400..=499 => d.error = true,
+        500..=599 => d.fault = true,
+        _ => {}
+    }
+}
+
+/// A request being served or a call being made, ending exactly once.
+///
+/// Created by [`ServerTracing::begin`](crate::http::ServerTracing::begin) (server side) and
+/// held inside [`OutboundCall`](crate::http::OutboundCall) (client side), or built directly
+/// with [`Exchange::server`] and [`Exchange::client`]. See the [module docs](self) for the
+/// rules. `Exchange::default()` is an exchange that has already ended: it is what
+/// [`take`](Exchange::take) leaves behind when an adapter hands the exchange on (from the
+/// response future to the response body, say).
+#[derive(Default)]
+pub struct Exchange {
+    entity: Option<Entity>,
+    side: Option<Side>,
+    responded: bool,
+    /// No body will be sent: the exchange completes when the response head is recorded or
+    /// when it is dropped after that.
+    bodiless: bool,
+    /// Bytes of the body sent so far, counted when the response head gave no length.
+    counted: Option<u64>,
+}
+
+impl fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exchange")
+            .field("entity", &self.entity)
+            .field("side", &self.side)
+            .field("responded", &self.responded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exchange {
+    /// A request served by this service, recorded by `segment`.
+    pub fn server(segment: Entity) -> Self {
+        Self::new(segment, Side::Server)
+    }
+
+    /// A call made by this service, recorded by `subsegment`.
+    pub fn client(subsegment: Entity) -> Self {
+        Self::new(subsegment, Side::Client)
+    }
+
+    fn new(entity: Entity, side: Side) -> Self {
+        Self {
+            entity: Some(entity),
+            side: Some(side),
+            responded: false,
+            bodiless: false,
+            counted: None,
+        }
+    }
+
+    /// Says that no response body will be sent (a `HEAD` request): the exchange completes as
+    /// soon as the response head is recorded.
+    pub fn without_body(mut self, yes: bool) -> Self {
+        self.bodiless = yes;
+        self
+    }
+
+    /// The entity, while the exchange is open.
+    pub fn entity(&self) -> Option<&Entity> {
+        self.entity.as_ref()
+    }
+
+    /// True until the exchange has ended.
+    pub fn is_open(&self) -> bool {
+        self.entity.is_some()
+    }
+
+    /// Moves the open exchange out, leaving an ended one in its place.
+    pub fn take(&mut self) -> Exchange {
+        std::mem::take(self)
+    }
+
+    /// The `X-Amzn-Trace-Id` value a server returns on its response (`Root=...`, plus
+    /// `Sampled=` when the caller sent `Sampled=?`). `None` once the exchange has ended.
+    pub fn response_header(&self) -> Option<String> {
+        self.entity
+            .as_ref()
+            .map(|e| e.response_header().to_header_string())
+    }
+
+    /// Records the response head: `http.response` with the status and, when known, the body's
+    /// length, and the flags the status implies. Without a length the body's bytes are counted
+    /// ([`add_body_bytes`](Self::add_body_bytes)) and recorded when the exchange completes.
+    /// A server response that carries no body (1xx, 204, 304, or after
+    /// [`without_body`](Self::without_body)) completes here.
+    pub fn respond(&mut self, status: u16, content_length: Option<u64>) {
+        let Some(entity) = &self.entity else { return };
+        self.responded = true;
+        if matches!(status, 100..=199 | 204 | 304) {
+            self.bodiless = true;
+        }
+        if entity.is_sampled() {
+            entity.with_document(|d| {
+                d.http.response = Some(HttpResponse {
+                    status: Some(status),
+                    content_length,
+                });
+                apply_status_flags(d, status);
+            });
+            self.counted =
+                (self.side == Some(Side::Server) && content_length.is_none() && !self.bodiless)
+                    .then_some(0);
+        }
+        if self.bodiless && self.side == Some(Side::Server) {
+            self.complete();
+        }
+    }
+
+    /// Counts `n` bytes of the response body as sent (kept only when the head gave no length).
+    #[inline]
+    pub fn add_body_bytes(&mut self, n: u64) {
+        if let Some(c) = self.counted.as_mut() {
+            *c = c.saturating_add(n);
+        }
+    }
+
+    /// Ends the exchange as completed: the body was fully sent (server) or the response head
+    /// arrived (client).
+    pub fn complete(&mut self) {
+        self.end(Ending::Completed);
+    }
+
+    /// Records the response head and completes: a client's whole job when the head arrives.
+    pub fn finish(&mut self, status: u16, content_length: Option<u64>) {
+        self.respond(status, content_length);
+        self.complete();
+    }
+
+    /// Ends the exchange as failed with `error` and its `source()` chain; `type_name` names
+    /// the error's type in the cause.
+    pub fn fail(&mut self, error: &(dyn std::error::Error + 'static), type_name: &str) {
+        let mut exceptions = match &self.entity {
+            Some(e) if e.is_sampled() => exceptions_from_error(error, type_name),
+            _ => Vec::new(),
+        };
+        let remote = self.side == Some(Side::Client);
+        for e in &mut exceptions {
+            e.remote = remote;
+        }
+        self.end(Ending::Failed(exceptions));
+    }
+
+    /// Like [`fail`](Self::fail) for an error that is only `Display` (a boxed error, a
+    /// framework's error type): one exception with its message.
+    pub fn fail_display(&mut self, error: &dyn fmt::Display, type_name: &str) {
+        let exceptions = match &self.entity {
+            Some(e) if e.is_sampled() => vec![Exception::new(error.to_string(), type_name)
+                .remote(self.side == Some(Side::Client))],
+            _ => Vec::new(),
+        };
+        self.end(Ending::Failed(exceptions));
+    }
+
+    /// Like [`fail`](Self::fail) with exceptions the adapter built itself (for example with
+    /// URLs scrubbed from the messages, or an AWS error code as the type); their `remote`
+    /// flags are kept as built.
+    pub fn fail_with(&mut self, exceptions: Vec<Exception>) {
+        self.end(Ending::Failed(exceptions));
+    }
+
+    /// Records a failure as the cause without ending the exchange: a server whose response
+    /// carries an error (actix-web's `Response::error`) still sends that response's body.
+    pub fn record_failure(&mut self, exceptions: Vec<Exception>) {
+        if let Some(entity) = &self.entity {
+            Ending::Failed(exceptions).apply(entity);
+        }
+    }
+
+    /// Runs `f` (a poll of the inner future or body); if it panics, ends the exchange as
+    /// panicked with the panic's message and lets the panic continue unchanged.
+    #[inline]
+    pub fn catch_panic<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(r) => r,
+            Err(payload) => {
+                self.end(Ending::Panicked(Some(&*payload)));
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// Ends the exchange the way `ending` says. Later calls do nothing.
+    pub fn end(&mut self, ending: Ending<'_>) {
+        let Some(entity) = self.entity.take() else {
+            return;
+        };
+        if entity.is_sampled() {
+            // Whatever the ending, the bytes that did go out are recorded.
+            if let Some(n) = self.counted.take() {
+                entity.set_content_length(n);
+            }
+            ending.apply(&entity);
+        }
+        entity.end();
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if self.entity.is_none() {
+            return;
+        }
+        let ending = if std::thread::panicking() {
+            Ending::Panicked(None)
+        } else {
+            match (self.side, self.responded) {
+                (Some(Side::Server), true) if self.bodiless => Ending::Completed,
+                (Some(Side::Server), true) => Ending::AbandonedMidBody,
+                (Some(Side::Server), false) => Ending::DroppedBeforeResponse,
+                (_, true) => Ending::Completed,
+                (_, false) => Ending::Cancelled,
+            }
+        };
+        self.end(ending);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emitter::MemoryEmitter;
+    use crate::sampling::AlwaysSample;
+    use crate::Recorder;
+
+    #[derive(Debug)]
+    struct Refused;
+    impl fmt::Display for Refused {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("connection refused")
+        }
+    }
+    impl std::error::Error for Refused {}
+
+    /// What one row of the rules table leaves in the document.
+    #[derive(Debug, PartialEq)]
+    struct Seen {
+        error: bool,
+        throttle: bool,
+        fault: bool,
+        status: Option<u16>,
+        length: Option<u64>,
+        cause: Option<(String, bool)>,
+        ended: bool,
+    }
+
+    fn run(side: Side, f: impl FnOnce(&mut Exchange)) -> Seen {
+        let emitter = MemoryEmitter::new();
+        let recorder = Recorder::builder()
+            .sampler(AlwaysSample)
+            .emitter(emitter.clone())
+            .ignore_env()
+            .build()
+            .unwrap();
+        let segment = recorder.begin_segment("svc", None);
+        let mut exchange = match side {
+            Side::Server => Exchange::server(segment.clone()),
+            Side::Client => Exchange::client(segment.begin_subsegment("callee")),
+        };
+        f(&mut exchange);
+        drop(exchange);
+        segment.end();
+        let docs = emitter.documents();
+        let doc = match side {
+            Side::Server => &docs[0],
+            Side::Client => &docs[0].subsegments[0],
+        };
+        let cause = match &doc.cause {
+            Some(crate::document::Cause::Exceptions(c)) => c
+                .exceptions
+                .first()
+                .map(|e| (e.kind.clone().unwrap_or_default(), e.remote)),
+            _ => None,
+        };
+        let response = doc.http.response.as_ref();
+        Seen {
+            error: doc.error,
+            throttle: doc.throttle,
+            fault: doc.fault,
+            status: response.and_then(|r| r.status),
+            length: response.and_then(|r| r.content_length),
+            cause,
+            ended: doc.end_time.is_some() && !doc.in_progress,
+        }
+    }
+
+    fn seen(
+        flags: &str,
+        status: Option<u16>,
+        length: Option<u64>,
+        cause: Option<(&str, bool)>,
+    ) -> Seen {
+        Seen {
+            error: flags.contains('e'),
+            throttle: flags.contains('t'),
+            fault: flags.contains('f'),
+            status,
+            length,
+            cause: cause.map(|(k, r)| (k.to_string(), r)),
+            ended: true,
+        }
+    }
+
+    #[test]
+    fn every_ending_follows_one_table() {
+        use Side::*;
+        type Step = fn(&mut Exchange);
+        let rows: Vec<(&str, Side, Step, Seen)> = vec![
+            (
+                "completed 200",
+                Server,
+                |x| x.finish(200, Some(5)),
+                seen("", Some(200), Some(5), None),
+            ),
+            (
+                "completed 404",
+                Server,
+                |x| x.finish(404, Some(0)),
+                seen("e", Some(404), Some(0), None),
+            ),
+            (
+                "completed 429",
+                Client,
+                |x| x.finish(429, None),
+                seen("et", Some(429), None, None),
+            ),
+            (
+                "completed 503",
+                Client,
+                |x| x.finish(503, None),
+                seen("f", Some(503), None, None),
+            ),
+            (
+                "streamed body counted",
+                Server,
+                |x| {
+                    x.respond(200, None);
+                    x.add_body_bytes(3);
+                    x.add_body_bytes(4);
+                    x.complete();
+                },
+                seen("", Some(200), Some(7), None),
+            ),
+            (
+                "failed before a response (server)",
+                Server,
+                |x| x.fail(&Refused, "Refused"),
+                seen("f", None, None, Some(("Refused", false))),
+            ),
+            (
+                "failed before a response (client)",
+                Client,
+                |x| x.fail(&Refused, "Refused"),
+                seen("f", None, None, Some(("Refused", true))),
+            ),
+            (
+                "failed after a 4xx stays an error",
+                Client,
+                |x| {
+                    x.respond(400, Some(9));
+                    x.fail_with(vec![
+                        Exception::new("bad", "ValidationException").remote(true)
+                    ]);
+                },
+                seen("e", Some(400), Some(9), Some(("ValidationException", true))),
+            ),
+            (
+                "failed mid-body",
+                Server,
+                |x| {
+                    x.respond(200, None);
+                    x.add_body_bytes(2);
+                    x.fail_display(&"stream broke", "BodyError");
+                },
+                seen("f", Some(200), Some(2), Some(("BodyError", false))),
+            ),
+            (
+                "panicked",
+                Server,
+                |x| {
+                    let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        x.catch_panic(|| panic!("boom"))
+                    }));
+                    assert!(r.is_err(), "the panic continues");
+                },
+                seen("f", None, None, Some(("panic", false))),
+            ),
+            (
+                "abandoned mid-body",
+                Server,
+                |x| {
+                    x.respond(200, None);
+                    x.add_body_bytes(4);
+                },
+                seen("e", Some(200), Some(4), Some(("Cancelled", false))),
+            ),
+            (
+                "dropped before the response",
+                Server,
+                |_| {},
+                seen("e", None, None, Some(("Cancelled", false))),
+            ),
+            (
+                "cancelled call",
+                Client,
+                |_| {},
+                seen("e", None, None, Some(("Cancelled", false))),
+            ),
+            (
+                "HEAD: no body to wait for",
+                Server,
+                |x| {
+                    let mut head = x.take().without_body(true);
+                    head.respond(200, Some(12));
+                    assert!(!head.is_open());
+                },
+                seen("", Some(200), Some(12), None),
+            ),
+            (
+                "204 completes at the head",
+                Server,
+                |x| x.respond(204, None),
+                seen("", Some(204), None, None),
+            ),
+            (
+                "ending twice: the first counts",
+                Client,
+                |x| {
+                    x.finish(200, Some(1));
+                    x.fail(&Refused, "Refused");
+                },
+                seen("", Some(200), Some(1), None),
+            ),
+        ];
+        for (name, side, step, want) in rows {
+            assert_eq!(run(side, step), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn unsampled_exchanges_record_nothing_and_never_panic() {
+        let emitter = MemoryEmitter::new();
+        let recorder = Recorder::builder()
+            .sampler(crate::sampling::NeverSample)
+            .emitter(emitter.clone())
+            .ignore_env()
+            .build()
+            .unwrap();
+        let mut x = Exchange::server(recorder.begin_segment("svc", None));
+        x.respond(500, None);
+        x.add_body_bytes(10);
+        x.fail(&Refused, "Refused");
+        drop(Exchange::client(recorder.begin_segment("svc", None)));
+        assert!(emitter.documents().is_empty());
+    }
+}
