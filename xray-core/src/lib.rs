@@ -43,37 +43,33 @@
 #![warn(rust_2018_idioms, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod annotation;
-mod capture;
-pub mod context;
+mod model;
+mod recorder;
+
 pub mod daemon;
-pub mod document;
 pub mod emitter;
-mod entity;
-pub mod header;
 pub mod http;
 mod httpc;
-pub mod id;
-mod json;
 pub mod lifecycle;
-pub mod naming;
 pub mod plugins;
-mod recorder;
 pub mod sampling;
 pub mod sqs;
-pub mod time;
-pub mod w3c;
+
+pub use model::{annotation, document, header, id, naming, time, w3c};
+pub use recorder::context;
+
+use model::{entity, json};
 
 pub use annotation::AnnotationValue;
-pub use capture::{capture, capture_async, try_capture, try_capture_async};
 pub use context::{current, FutureExt};
 pub use document::Document;
 pub use entity::{Entity, EntityGuard, EntityKind, Namespace};
 pub use header::{Sampled, TraceHeader};
 pub use id::{EntityId, TraceId};
+pub use plugins::RuntimeEnvironment;
+pub use recorder::capture::{capture, capture_async, try_capture, try_capture_async};
 pub use recorder::{
-    ConfigError, ContextMissing, IncomingSampled, Recorder, RecorderBuilder, RuntimeEnvironment,
-    SDK_NAME, SDK_VERSION,
+    ConfigError, ContextMissing, IncomingSampled, Recorder, RecorderBuilder, SDK_NAME, SDK_VERSION,
 };
 
 /// Returned by [`try_current`] when no segment is current.
@@ -152,6 +148,5 @@ pub fn begin_subsegment(name: &str) -> Option<EntityGuard> {
     }
 }
 
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
+// The workspace README's code blocks need the adapters and frameworks, so they run as
+// doctests of the `examples` crate, which depends on all of them.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
-use xray_core::context;
 use xray_core::http::{begin_outbound, content_length, OutboundOptions, Parent};
 
 use crate::failure::record_failure;
@@ -139,11 +138,8 @@ impl Middleware for XRayMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let parent = extensions.get::<Parent>().map(|p| p.0.clone());
-        if parent.is_none() && !context::has_current() {
-            // Tracing never fails the call: RUNTIME_ERROR logs here instead of panicking.
-            xray_core::report_missing_context("outbound HTTP call");
-            return next.run(req, extensions).await;
-        }
+        // Without a parent or a current entity the call goes out untouched; `begin_outbound`
+        // reports the missing context (never failing the call, even under RUNTIME_ERROR).
         let options = self.options_for(&req);
         let Some(mut call) =
             begin_outbound(parent, req.method().as_str(), req.url().as_str(), &options)

@@ -1,4 +1,8 @@
-//! Emitters take finished documents off the request path and deliver them.
+//! Emitters deliver finished documents.
+//!
+//! An emitter's `emit` runs on the thread that ended the segment (the request's thread, for a
+//! server segment): it must return at once. The UDP emitter serializes there, into a reused
+//! buffer, and leaves the network I/O to its own thread.
 //!
 //! [`UdpEmitter`] sends to the X-Ray daemon; [`MemoryEmitter`] keeps what would have been sent,
 //! for tests. Both split and trim documents the same way (see [`encode_datagrams`]) so tests see

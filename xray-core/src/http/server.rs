@@ -58,11 +58,6 @@ impl ServerTracing {
         self
     }
 
-    /// Whether `traceparent` is read; see [`accept_w3c`](Self::accept_w3c).
-    pub fn accepts_w3c(&self) -> bool {
-        self.accept_w3c
-    }
-
     /// The trace header the request continues: `X-Amzn-Trace-Id` when usable, else (with
     /// [`accept_w3c`](Self::accept_w3c)) `traceparent` converted. `None` starts a new trace.
     pub fn incoming_header(&self, req: &IncomingRequest<'_>) -> Option<TraceHeader> {
@@ -103,11 +98,6 @@ impl ServerTracing {
     /// The recorder in use.
     pub fn recorder(&self) -> &Recorder {
         self.recorder.as_ref().unwrap_or_else(|| Recorder::global())
-    }
-
-    /// The fixed (fallback) segment name. `AWS_XRAY_TRACING_NAME` replaces it when set.
-    pub fn fallback_name(&self) -> &str {
-        self.naming.fallback()
     }
 
     /// Begins recording a request: parses the trace header, decides sampling, begins the

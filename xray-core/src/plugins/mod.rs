@@ -25,12 +25,21 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::daemon::HostPort;
-use crate::recorder::RuntimeEnvironment;
 
 mod beanstalk;
 mod ec2;
 mod ecs;
 mod eks;
+
+/// Data that plugins found about where the service runs.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RuntimeEnvironment {
+    /// `origin`, e.g. `AWS::ECS::Container`.
+    pub origin: Option<String>,
+    /// Blocks for `aws` (`ec2`, `ecs`, `eks`, `elastic_beanstalk`).
+    pub aws: Map<String, Value>,
+}
 
 /// A runtime environment to detect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

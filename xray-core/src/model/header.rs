@@ -209,20 +209,6 @@ impl TraceHeader {
             .find(|(k, _)| &**k == "Lineage")
             .map(|(_, v)| &**v)
     }
-
-    /// The pairs kept for forwarding, formatted as `k=v;k=v` (empty when none).
-    pub fn extra_string(&self) -> String {
-        let mut s = String::new();
-        for (i, (k, v)) in self.extra.iter().enumerate() {
-            if i > 0 {
-                s.push(';');
-            }
-            s.push_str(k);
-            s.push('=');
-            s.push_str(v);
-        }
-        s
-    }
 }
 
 impl FromStr for TraceHeader {

@@ -1,0 +1,320 @@
+//! Live segments and subsegments: the handle API.
+//!
+//! An [`Entity`] is a cheap, cloneable handle to a segment or subsegment that is being
+//! recorded. All entities of one segment share a tree guarded by one mutex (per segment, never
+//! global). When the segment ends, the tree becomes a [`Document`] and is handed to the
+//! recorder's emitter, on the thread that ended it.
+//!
+//! Subsegments that end after their segment was sent (work spawned by a request that outlives
+//! it) are sent on their own as independent subsegments. When a segment holds more subsegments
+//! than the streaming threshold, completed subsegments are sent early the same way, so memory
+//! stays bounded for long requests.
+//!
+//! An unsampled entity holds no tree: it only carries ids so that trace headers keep
+//! propagating, and every recording call on it returns at once.
+//!
+//! The parts, one concept each:
+//! - this module: the handle ([`Entity`]), beginning subsegments, ending;
+//! - `record`: what handlers record on an entity (annotations, metadata, HTTP, AWS, SQL,
+//!   flags, causes);
+//! - `tree`: the per-segment tree the handles point into;
+//! - `emission`: which documents leave the tree, and when;
+//! - `guard`: [`EntityGuard`], ending an entity when a scope ends.
+//!
+//! How a request or call ends (flags and causes for each way of ending) is not decided here
+//! but in [`crate::lifecycle`].
+
+mod emission;
+mod guard;
+mod record;
+mod tree;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use crate::document::Document;
+use crate::header::{Sampled, TraceHeader};
+use crate::id::{EntityId, TraceId};
+use crate::naming::sanitize_name;
+use crate::recorder::Recorder;
+use crate::time::Timestamp;
+
+pub use guard::EntityGuard;
+pub(crate) use tree::Trace;
+use tree::{lock, Node, State, NO_PARENT, ROOT};
+
+/// What kind of entity a handle refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityKind {
+    /// A segment: the work one service did for one request.
+    Segment,
+    /// A subsegment: a unit of work inside a segment.
+    Subsegment,
+}
+
+/// The namespace of a subsegment that records a downstream call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Namespace {
+    /// A call to an AWS service through an AWS SDK.
+    Aws,
+    /// Any other downstream call (HTTP, database, ...).
+    Remote,
+}
+
+impl Namespace {
+    /// `aws` or `remote`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Namespace::Aws => "aws",
+            Namespace::Remote => "remote",
+        }
+    }
+}
+
+/// A handle to a segment or subsegment being recorded.
+///
+/// Handles are cheap to clone (one reference count). Ending an entity is explicit
+/// ([`Entity::end`]) or tied to a guard ([`Entity::guard`]); dropping a handle does not end it.
+#[derive(Clone)]
+pub struct Entity {
+    trace: Arc<Trace>,
+    idx: u32,
+    id: EntityId,
+    kind: EntityKind,
+    sampled: bool,
+}
+
+impl fmt::Debug for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entity")
+            .field("kind", &self.kind)
+            .field("trace_id", &self.trace.trace_id)
+            .field("id", &self.id)
+            .field("sampled", &self.sampled)
+            .finish()
+    }
+}
+
+/// Parameters of a new segment.
+pub(crate) struct NewSegment<'a> {
+    /// Copied into the document only when the segment is sampled.
+    pub(crate) name: &'a str,
+    pub(crate) trace_id: TraceId,
+    pub(crate) parent_id: Option<EntityId>,
+    pub(crate) sampled: bool,
+    pub(crate) sampled_requested: bool,
+    pub(crate) extra: Vec<(Box<str>, Box<str>)>,
+    pub(crate) tracestate: Option<Box<str>>,
+    /// A facade segment (Lambda) is never sent; its subsegments are sent on their own.
+    pub(crate) facade: bool,
+    /// Use this id for the segment (facade segments take the id from the header).
+    pub(crate) id: Option<EntityId>,
+}
+
+impl Entity {
+    pub(crate) fn new_segment(recorder: Recorder, p: NewSegment<'_>) -> Entity {
+        let id = p.id.unwrap_or_default();
+        let state = p.sampled.then(|| {
+            let doc = Document {
+                name: sanitize_name(p.name, 200).into_owned(),
+                id,
+                trace_id: Some(p.trace_id),
+                parent_id: p.parent_id,
+                start_time: Timestamp::now(),
+                ..Document::default()
+            };
+            Mutex::new(State {
+                nodes: vec![Node {
+                    doc,
+                    parent: NO_PARENT,
+                    children: Vec::new(),
+                    ended: false,
+                    live: true,
+                    open: 1,
+                }],
+                free: Vec::new(),
+                held: 0,
+                root_emitted: p.facade,
+            })
+        });
+        let trace = Arc::new(Trace {
+            recorder,
+            trace_id: p.trace_id,
+            segment_id: id,
+            sampled: p.sampled,
+            sampled_requested: p.sampled_requested,
+            extra: p.extra,
+            tracestate: p.tracestate,
+            state,
+        });
+        Entity {
+            trace,
+            idx: ROOT,
+            id,
+            kind: EntityKind::Segment,
+            sampled: p.sampled,
+        }
+    }
+
+    /// True when both handles refer to the same entity.
+    pub fn same_as(&self, other: &Entity) -> bool {
+        self.id == other.id && Arc::ptr_eq(&self.trace, &other.trace)
+    }
+
+    /// The entity's id.
+    pub fn id(&self) -> EntityId {
+        self.id
+    }
+
+    /// The trace this entity belongs to.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace.trace_id
+    }
+
+    /// Segment or subsegment.
+    pub fn kind(&self) -> EntityKind {
+        self.kind
+    }
+
+    /// True for a segment.
+    pub fn is_segment(&self) -> bool {
+        self.kind == EntityKind::Segment
+    }
+
+    /// Whether this entity is recorded and sent. Check it before computing costly annotations.
+    pub fn is_sampled(&self) -> bool {
+        self.sampled
+    }
+
+    /// The recorder this entity reports to.
+    pub fn recorder(&self) -> &Recorder {
+        &self.trace.recorder
+    }
+
+    /// The id of the segment this entity belongs to (lock-free).
+    pub fn segment_id(&self) -> EntityId {
+        self.trace.segment_id
+    }
+
+    /// The trace header to send on an outbound call made from this entity:
+    /// `Root=<trace>;Parent=<this id>;Sampled=<0|1>` plus the pairs kept from the incoming header.
+    pub fn outbound_header(&self) -> TraceHeader {
+        let mut h = TraceHeader::new(
+            self.trace.trace_id,
+            Some(self.id),
+            Some(Sampled::from_bool(self.sampled)),
+        );
+        h.extra.clone_from(&self.trace.extra);
+        h
+    }
+
+    /// The W3C `tracestate` that arrived with this trace (only kept when the server accepts W3C
+    /// Trace Context and the `traceparent` named the same trace). Outbound calls that send
+    /// `traceparent` send it along unchanged.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.trace.tracestate.as_deref()
+    }
+
+    /// The trace header a server returns on its response: `Root=<trace>`, plus
+    /// `Sampled=<decision>` when the caller asked with `Sampled=?`.
+    pub fn response_header(&self) -> TraceHeader {
+        let sampled = self
+            .trace
+            .sampled_requested
+            .then_some(Sampled::from_bool(self.trace.sampled));
+        TraceHeader::new(self.trace.trace_id, None, sampled)
+    }
+
+    /// Starts a subsegment of this entity. It inherits this entity's sampling decision.
+    pub fn begin_subsegment(&self, name: &str) -> Entity {
+        self.begin_child(name, self.sampled)
+    }
+
+    /// Starts a subsegment that is never recorded, whatever this entity's decision; its trace
+    /// headers say `Sampled=0`.
+    pub fn begin_unsampled_subsegment(&self, name: &str) -> Entity {
+        self.begin_child(name, false)
+    }
+
+    fn begin_child(&self, name: &str, sampled: bool) -> Entity {
+        let id = EntityId::new();
+        let unsampled = Entity {
+            trace: self.trace.clone(),
+            idx: NO_PARENT,
+            id,
+            kind: EntityKind::Subsegment,
+            sampled: false,
+        };
+        if !sampled {
+            return unsampled;
+        }
+        let Some(state) = &self.trace.state else {
+            return unsampled;
+        };
+        let doc = Document {
+            name: sanitize_name(name, 250).into_owned(),
+            id,
+            start_time: Timestamp::now(),
+            ..Document::default()
+        };
+        let mut s = lock(state);
+        // The parent must still be in the tree; if it was already sent, hang the new
+        // subsegment off it by id so that it is sent on its own with the right parent.
+        let parent_live = s.is_live(self.idx, self.id);
+        let node = Node {
+            doc,
+            parent: if parent_live { self.idx } else { NO_PARENT },
+            children: Vec::new(),
+            ended: false,
+            live: true,
+            open: 1,
+        };
+        let idx = s.insert(node);
+        if parent_live {
+            s.nodes[self.idx as usize].children.push(idx);
+            s.add_open(self.idx, 1);
+        } else {
+            // Orphan: remember the parent id in the document itself.
+            s.nodes[idx as usize].doc.parent_id = Some(self.id);
+        }
+        s.held += 1;
+        Entity {
+            trace: self.trace.clone(),
+            idx,
+            id,
+            kind: EntityKind::Subsegment,
+            sampled: true,
+        }
+    }
+
+    /// Ends the entity now. Ending twice is harmless; the first end counts.
+    pub fn end(&self) {
+        // Unsampled entities record nothing: do not even read the clock.
+        if self.sampled {
+            self.end_at(Timestamp::now());
+        }
+    }
+
+    /// Ends the entity at a given time (clamped so that it never precedes the start).
+    pub fn end_at(&self, at: Timestamp) {
+        if !self.sampled {
+            return;
+        }
+        self.trace.end_node(self.idx, self.id, at);
+    }
+
+    /// True once [`end`](Self::end) was called (always false for unsampled entities).
+    pub fn is_ended(&self) -> bool {
+        let Some(state) = self.trace.state.as_ref().filter(|_| self.sampled) else {
+            return false;
+        };
+        let s = lock(state);
+        !s.is_live(self.idx, self.id) || s.nodes[self.idx as usize].ended
+    }
+
+    /// A guard that ends this entity when dropped. If the thread is panicking at that moment,
+    /// the entity is marked `fault` with a cause saying so.
+    pub fn guard(self) -> EntityGuard {
+        EntityGuard { entity: Some(self) }
+    }
+}

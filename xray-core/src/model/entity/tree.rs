@@ -1,0 +1,104 @@
+//! The tree of one segment: every handle of the segment points into it.
+
+use std::sync::{Mutex, MutexGuard};
+
+use crate::document::{Cause, Document, Exception};
+use crate::id::{EntityId, TraceId};
+use crate::recorder::Recorder;
+
+pub(super) const NO_PARENT: u32 = u32::MAX;
+pub(super) const ROOT: u32 = 0;
+
+pub(crate) struct Trace {
+    pub(crate) recorder: Recorder,
+    pub(crate) trace_id: TraceId,
+    /// The segment's id (the facade's id for Lambda invocations).
+    pub(crate) segment_id: EntityId,
+    pub(crate) sampled: bool,
+    /// The caller sent `Sampled=?` and wants the decision back.
+    pub(crate) sampled_requested: bool,
+    /// Header pairs to forward (`Lineage`, unknown keys).
+    pub(crate) extra: Vec<(Box<str>, Box<str>)>,
+    /// The W3C `tracestate` received with the trace, forwarded with `traceparent`.
+    pub(crate) tracestate: Option<Box<str>>,
+    pub(super) state: Option<Mutex<State>>,
+}
+
+pub(super) struct State {
+    pub(super) nodes: Vec<Node>,
+    pub(super) free: Vec<u32>,
+    /// Subsegment nodes held in the tree.
+    pub(super) held: usize,
+    /// The segment's own document has been handed to the emitter (or never will be: facade).
+    pub(super) root_emitted: bool,
+}
+
+pub(super) struct Node {
+    pub(super) doc: Document,
+    pub(super) parent: u32,
+    pub(super) children: Vec<u32>,
+    pub(super) ended: bool,
+    pub(super) live: bool,
+    /// Entities in this subtree, this one included, that have not ended.
+    pub(super) open: u32,
+}
+
+pub(super) fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl State {
+    pub(super) fn is_live(&self, idx: u32, id: EntityId) -> bool {
+        self.nodes
+            .get(idx as usize)
+            .is_some_and(|n| n.live && n.doc.id == id)
+    }
+
+    pub(super) fn insert(&mut self, node: Node) -> u32 {
+        if let Some(i) = self.free.pop() {
+            self.nodes[i as usize] = node;
+            i
+        } else {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as u32
+        }
+    }
+
+    /// Adds `delta` to the open count of `idx` and all its ancestors.
+    pub(super) fn add_open(&mut self, mut idx: u32, delta: i32) {
+        while idx != NO_PARENT {
+            let n = &mut self.nodes[idx as usize];
+            n.open = n.open.saturating_add_signed(delta);
+            idx = n.parent;
+        }
+    }
+
+    /// Looks in the subtree of `idx` for an exception with the same message as one of `new`.
+    pub(super) fn find_recorded_exception(&self, idx: u32, new: &[Exception]) -> Option<EntityId> {
+        let messages: Vec<&str> = new.iter().filter_map(|e| e.message.as_deref()).collect();
+        let mut stack: Vec<u32> = self.nodes[idx as usize].children.clone();
+        while let Some(i) = stack.pop() {
+            let n = &self.nodes[i as usize];
+            if let Some(Cause::Exceptions(data)) = &n.doc.cause {
+                if let Some(first) = data.exceptions.first() {
+                    if first
+                        .message
+                        .as_deref()
+                        .is_some_and(|m| messages.contains(&m))
+                    {
+                        return Some(first.id);
+                    }
+                }
+            }
+            stack.extend(&n.children);
+        }
+        None
+    }
+
+    pub(super) fn release(&mut self, idx: u32) {
+        let n = &mut self.nodes[idx as usize];
+        n.live = false;
+        self.held = self.held.saturating_sub(1);
+        self.free.push(idx);
+    }
+}

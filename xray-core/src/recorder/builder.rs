@@ -1,0 +1,251 @@
+//! Building a recorder, and reading its environment variables.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{json, Map, Value};
+
+use crate::daemon::DaemonAddress;
+use crate::emitter::{Emitter, NoopEmitter, UdpEmitter};
+use crate::plugins::RuntimeEnvironment;
+use crate::sampling::{LocalSampler, Sampler};
+
+use super::{ConfigError, ContextMissing, IncomingSampled, Inner, Recorder, SDK_NAME, SDK_VERSION};
+
+/// Builds a [`Recorder`]. Environment variables override what is set in code (SPEC §6);
+/// invalid values in the environment are reported once and ignored.
+#[derive(Default)]
+#[must_use]
+pub struct RecorderBuilder {
+    service_name: Option<String>,
+    service_version: Option<String>,
+    daemon_address: Option<String>,
+    sampler: Option<Arc<dyn Sampler>>,
+    emitter: Option<Arc<dyn Emitter>>,
+    context_missing: Option<ContextMissing>,
+    incoming_sampled: IncomingSampled,
+    streaming_threshold: Option<usize>,
+    enabled: Option<bool>,
+    ignore_env: bool,
+    ignore_invalid: bool,
+    plugins: Vec<crate::plugins::Plugin>,
+    plugin_sources: Option<crate::plugins::PluginSources>,
+}
+
+impl fmt::Debug for RecorderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecorderBuilder")
+            .field("service_name", &self.service_name)
+            .field("daemon_address", &self.daemon_address)
+            .finish_non_exhaustive()
+    }
+}
+
+fn warn_once(var: &str, value: &str, expected: &str) {
+    static WARNED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut g = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    if g.get_or_insert_with(HashSet::new).insert(var.to_string()) {
+        let shown: String = value.chars().take(100).collect();
+        tracing::warn!("ignoring invalid {var}={shown:?}: expected {expected}");
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl RecorderBuilder {
+    /// The default segment name (`AWS_XRAY_TRACING_NAME` overrides it).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// The service version written in each segment's `service.version`.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// The daemon address, `host:port` or `tcp:host:port udp:host:port`
+    /// (`AWS_XRAY_DAEMON_ADDRESS` overrides it).
+    pub fn daemon_address(mut self, address: impl Into<String>) -> Self {
+        self.daemon_address = Some(address.into());
+        self
+    }
+
+    /// The sampler (default: [`LocalSampler::default`]).
+    pub fn sampler(mut self, sampler: impl Sampler) -> Self {
+        self.sampler = Some(Arc::new(sampler));
+        self
+    }
+
+    /// The sampler, shared.
+    pub fn sampler_arc(mut self, sampler: Arc<dyn Sampler>) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// The emitter (default: [`UdpEmitter`] to the daemon address).
+    pub fn emitter(mut self, emitter: impl Emitter) -> Self {
+        self.emitter = Some(Arc::new(emitter));
+        self
+    }
+
+    /// The context-missing strategy (`AWS_XRAY_CONTEXT_MISSING` overrides it).
+    pub fn context_missing(mut self, strategy: ContextMissing) -> Self {
+        self.context_missing = Some(strategy);
+        self
+    }
+
+    /// How an incoming `Sampled=1` is treated (default: trusted).
+    pub fn incoming_sampled(mut self, policy: IncomingSampled) -> Self {
+        self.incoming_sampled = policy;
+        self
+    }
+
+    /// Send completed subsegments early once a segment holds more than `n` (default 30).
+    pub fn streaming_threshold(mut self, n: usize) -> Self {
+        self.streaming_threshold = Some(n);
+        self
+    }
+
+    /// Turns recording on or off (`AWS_XRAY_SDK_ENABLED` overrides it).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    /// Detects where the service runs (see [`plugins`](crate::plugins)); resolved in the
+    /// background after `build`.
+    pub fn plugins(mut self, plugins: impl IntoIterator<Item = crate::plugins::Plugin>) -> Self {
+        self.plugins.extend(plugins);
+        self
+    }
+
+    /// Where the plugins look (metadata endpoints, files); defaults to the real locations.
+    pub fn plugin_sources(mut self, sources: crate::plugins::PluginSources) -> Self {
+        self.plugin_sources = Some(sources);
+        self
+    }
+
+    /// Ignores the environment variables; for tests that must not depend on them.
+    pub fn ignore_env(mut self) -> Self {
+        self.ignore_env = true;
+        self
+    }
+
+    pub(super) fn ignore_invalid(mut self) -> Self {
+        self.ignore_invalid = true;
+        self
+    }
+
+    /// Builds the recorder. Fails only for an invalid daemon address given in code.
+    pub fn build(self) -> Result<Recorder, ConfigError> {
+        if !self.ignore_invalid {
+            if let Some(a) = &self.daemon_address {
+                DaemonAddress::parse(a)?;
+            }
+        }
+        Ok(self.build_infallible())
+    }
+
+    pub(super) fn build_infallible(self) -> Recorder {
+        let from_env = !self.ignore_env;
+        let mut enabled = self.enabled.unwrap_or(true);
+        let mut service_name = self.service_name.unwrap_or_else(|| "service".to_string());
+        let mut context_missing = self.context_missing.unwrap_or_default();
+        let mut name_override = None;
+        let mut daemon = self
+            .daemon_address
+            .as_deref()
+            .and_then(|a| DaemonAddress::parse(a).ok())
+            .unwrap_or_default();
+        if from_env {
+            if let Some(v) = env_var("AWS_XRAY_SDK_ENABLED") {
+                match v.trim().to_ascii_lowercase().as_str() {
+                    "false" | "0" | "no" => enabled = false,
+                    "true" | "1" | "yes" => enabled = true,
+                    _ => warn_once("AWS_XRAY_SDK_ENABLED", &v, "true or false"),
+                }
+            }
+            if let Some(v) = env_var("AWS_XRAY_TRACING_NAME") {
+                service_name.clone_from(&v);
+                name_override = Some(v);
+            }
+            if let Some(v) = env_var("AWS_XRAY_CONTEXT_MISSING") {
+                match ContextMissing::parse(&v) {
+                    Some(c) => context_missing = c,
+                    None => warn_once(
+                        "AWS_XRAY_CONTEXT_MISSING",
+                        &v,
+                        "LOG_ERROR, RUNTIME_ERROR or IGNORE_ERROR",
+                    ),
+                }
+            }
+            if let Some(v) = env_var("AWS_XRAY_DAEMON_ADDRESS") {
+                match DaemonAddress::parse(&v) {
+                    Ok(a) => daemon = a,
+                    Err(e) => warn_once("AWS_XRAY_DAEMON_ADDRESS", &v, &e.to_string()),
+                }
+            }
+        }
+        let emitter: Arc<dyn Emitter> = match (enabled, self.emitter) {
+            (false, _) => Arc::new(NoopEmitter),
+            (true, Some(e)) => e,
+            (true, None) => Arc::new(UdpEmitter::new(&daemon)),
+        };
+        let sampler = self
+            .sampler
+            .unwrap_or_else(|| Arc::new(LocalSampler::default()));
+        let mut service_block = Map::new();
+        if let Some(v) = self.service_version {
+            service_block.insert("version".into(), Value::String(v));
+        }
+        service_block.insert("runtime".into(), Value::String("rust".into()));
+        service_block.insert(
+            "runtime_version".into(),
+            Value::String(env!("XRAY_RUSTC_VERSION").into()),
+        );
+        let recorder = Recorder {
+            inner: Arc::new(Inner {
+                service_name,
+                name_override,
+                enabled,
+                sampler,
+                emitter,
+                context_missing,
+                incoming_sampled: self.incoming_sampled,
+                streaming_threshold: self.streaming_threshold.unwrap_or(30),
+                daemon,
+                xray_block: json!({"sdk": SDK_NAME, "sdk_version": SDK_VERSION}),
+                service_block,
+                environment: RwLock::new(Arc::new(RuntimeEnvironment::default())),
+                decoration: RwLock::new(Arc::default()),
+                plugins_done: (
+                    Mutex::new(self.plugins.is_empty()),
+                    std::sync::Condvar::new(),
+                ),
+            }),
+        };
+        recorder.set_runtime_environment(RuntimeEnvironment::default());
+        if !self.plugins.is_empty() {
+            let plugins = self.plugins;
+            let sources = self.plugin_sources.unwrap_or_default();
+            let r = recorder.clone();
+            let spawned = std::thread::Builder::new()
+                .name("xray-plugins".into())
+                .spawn(move || {
+                    let env = crate::plugins::resolve(&plugins, &sources);
+                    r.set_runtime_environment(env);
+                    r.mark_plugins_done();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start X-Ray plugin resolution");
+                recorder.mark_plugins_done();
+            }
+        }
+        recorder
+    }
+}

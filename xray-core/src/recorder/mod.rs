@@ -1,0 +1,326 @@
+//! The recorder: configuration, segment creation, the current entity, and hand-over to the
+//! emitter.
+//!
+//! - this module: [`Recorder`], which begins segments and passes finished documents to its
+//!   emitter;
+//! - `builder`: [`RecorderBuilder`], and the one place that reads the `AWS_XRAY_*`
+//!   environment variables;
+//! - `config`: the settings users choose ([`ContextMissing`], [`IncomingSampled`]);
+//! - [`context`]: the current entity, carried across `.await`;
+//! - `capture`: running a closure or future as a subsegment.
+
+mod builder;
+pub(crate) mod capture;
+mod config;
+pub mod context;
+
+pub use builder::RecorderBuilder;
+pub use config::{ConfigError, ContextMissing, IncomingSampled};
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::daemon::DaemonAddress;
+use crate::document::Document;
+use crate::emitter::{Emitter, EmitterStats};
+use crate::entity::{Entity, NewSegment};
+use crate::header::{Sampled, TraceHeader};
+use crate::id::{EntityId, TraceId};
+use crate::plugins::RuntimeEnvironment;
+use crate::sampling::{Sampler, SamplingRequest};
+
+/// The SDK name written in `aws.xray.sdk`.
+pub const SDK_NAME: &str = "X-Ray for Rust";
+/// This crate's version, written in `aws.xray.sdk_version`.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+struct Inner {
+    service_name: String,
+    /// `AWS_XRAY_TRACING_NAME`, read once here for every name chosen in code.
+    name_override: Option<String>,
+    enabled: bool,
+    sampler: Arc<dyn Sampler>,
+    emitter: Arc<dyn Emitter>,
+    context_missing: ContextMissing,
+    incoming_sampled: IncomingSampled,
+    streaming_threshold: usize,
+    daemon: DaemonAddress,
+    /// `aws.xray` block, built once.
+    xray_block: Value,
+    service_block: Map<String, Value>,
+    environment: RwLock<Arc<RuntimeEnvironment>>,
+    /// The blocks every segment carries, rebuilt when the environment changes.
+    decoration: RwLock<Arc<crate::document::Decoration>>,
+    /// Set once the plugins have run (immediately when there are none).
+    plugins_done: (Mutex<bool>, std::sync::Condvar),
+}
+
+/// Records segments and hands them to an emitter.
+///
+/// Cheap to clone. Most applications use the process-wide [`Recorder::global`], configured from
+/// the environment or installed once with [`Recorder::set_global`]; tests build their own with
+/// a [`MemoryEmitter`](crate::emitter::MemoryEmitter).
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("service_name", &self.inner.service_name)
+            .field("enabled", &self.inner.enabled)
+            .field("daemon", &self.inner.daemon.to_string())
+            .field("sampler", &self.inner.sampler)
+            .field("emitter", &self.inner.emitter)
+            .finish()
+    }
+}
+
+static GLOBAL: OnceLock<Recorder> = OnceLock::new();
+
+impl Recorder {
+    /// Starts configuring a recorder.
+    pub fn builder() -> RecorderBuilder {
+        RecorderBuilder::default()
+    }
+
+    /// The process-wide recorder. Built on first use from the environment (SPEC §6) and
+    /// defaults, unless [`set_global`](Self::set_global) installed one before.
+    pub fn global() -> &'static Recorder {
+        GLOBAL.get_or_init(|| match Recorder::builder().build() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "invalid X-Ray configuration; using defaults");
+                RecorderBuilder::default()
+                    .ignore_invalid()
+                    .build_infallible()
+            }
+        })
+    }
+
+    /// Installs the process-wide recorder. Fails, giving the recorder back, when one is
+    /// already installed or was already used.
+    pub fn set_global(recorder: Recorder) -> Result<(), Recorder> {
+        GLOBAL.set(recorder)
+    }
+
+    /// The default service (segment) name.
+    pub fn service_name(&self) -> &str {
+        &self.inner.service_name
+    }
+
+    /// `AWS_XRAY_TRACING_NAME` when it is set (and the environment is read): it replaces the
+    /// segment names given in code.
+    pub fn tracing_name_override(&self) -> Option<&str> {
+        self.inner.name_override.as_deref()
+    }
+
+    /// False when the SDK is disabled (`AWS_XRAY_SDK_ENABLED=false`).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
+    /// The context-missing strategy.
+    pub fn context_missing(&self) -> ContextMissing {
+        self.inner.context_missing
+    }
+
+    /// The daemon address.
+    pub fn daemon_address(&self) -> &DaemonAddress {
+        &self.inner.daemon
+    }
+
+    /// The sampler.
+    pub fn sampler(&self) -> &Arc<dyn Sampler> {
+        &self.inner.sampler
+    }
+
+    /// The emitter's counters.
+    pub fn emitter_stats(&self) -> EmitterStats {
+        self.inner.emitter.stats()
+    }
+
+    /// Waits until documents emitted so far are sent, at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.inner.emitter.flush(timeout)
+    }
+
+    /// Stops the sampler's background work and flushes the emitter.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        self.inner.sampler.shutdown();
+        self.flush(timeout)
+    }
+
+    /// The subsegment count above which completed subsegments are sent early.
+    pub fn streaming_threshold(&self) -> usize {
+        self.inner.streaming_threshold
+    }
+
+    /// Sets what plugins found about the runtime environment; applied to every segment sent
+    /// from now on.
+    pub fn set_runtime_environment(&self, env: RuntimeEnvironment) {
+        let decoration = Arc::new(Self::build_decoration(&self.inner, &env));
+        *self
+            .inner
+            .environment
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(env);
+        *self
+            .inner
+            .decoration
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = decoration;
+    }
+
+    /// Waits until the plugins have looked at the environment, at most `timeout`. Returns
+    /// true when they are done (at once when none were enabled).
+    pub fn wait_for_plugins(&self, timeout: Duration) -> bool {
+        let (lock, cond) = &self.inner.plugins_done;
+        let g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = cond
+            .wait_timeout_while(g, timeout, |done| !*done)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
+    /// What plugins found about the runtime environment.
+    pub fn runtime_environment(&self) -> Arc<RuntimeEnvironment> {
+        self.inner
+            .environment
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Begins a segment, continuing the trace of `header` when given. Sampling follows the
+    /// caller's decision, else the sampler decides with the service name only.
+    pub fn begin_segment(&self, name: &str, header: Option<&TraceHeader>) -> Entity {
+        self.begin_segment_with(name, header, &SamplingRequest::new(name))
+    }
+
+    /// Begins a segment, giving the sampler the request's details.
+    pub fn begin_segment_with(
+        &self,
+        name: &str,
+        header: Option<&TraceHeader>,
+        request: &SamplingRequest<'_>,
+    ) -> Entity {
+        self.begin_segment_w3c(name, header, request, None)
+    }
+
+    /// [`begin_segment_with`](Self::begin_segment_with), keeping the W3C `tracestate` that
+    /// came with the trace so that outbound calls forward it.
+    pub(crate) fn begin_segment_w3c(
+        &self,
+        name: &str,
+        header: Option<&TraceHeader>,
+        request: &SamplingRequest<'_>,
+        tracestate: Option<&str>,
+    ) -> Entity {
+        let incoming = header.and_then(|h| h.sampled);
+        let sampled = match (incoming, &self.inner.incoming_sampled) {
+            _ if !self.inner.enabled => false,
+            (Some(Sampled::No), _) => false,
+            (Some(Sampled::Yes), IncomingSampled::Trust) => true,
+            (Some(Sampled::Yes), IncomingSampled::Cap(cap)) if cap.admit() => true,
+            _ => {
+                let env = self.runtime_environment();
+                let mut req = *request;
+                if req.service_type.is_none() {
+                    req.service_type = env.origin.as_deref();
+                }
+                self.inner.sampler.should_sample(&req).sampled
+            }
+        };
+        let (trace_id, parent_id, extra) = match header {
+            Some(h) if h.root.is_some() => (h.root.unwrap_or_default(), h.parent, h.extra.clone()),
+            Some(h) => (TraceId::new(), None, h.extra.clone()),
+            None => (TraceId::new(), None, Vec::new()),
+        };
+        Entity::new_segment(
+            self.clone(),
+            NewSegment {
+                name,
+                trace_id,
+                parent_id,
+                sampled,
+                sampled_requested: incoming == Some(Sampled::Requested),
+                extra,
+                tracestate: tracestate.map(Box::from),
+                facade: false,
+                id: None,
+            },
+        )
+    }
+
+    /// Begins a facade segment for an invocation whose segment is recorded by someone else
+    /// (AWS Lambda): the facade is never sent, and subsegments begun under it are sent as
+    /// independent subsegments with the facade's id (the header's `Parent`) as parent.
+    ///
+    /// Without a usable `Root` and `Parent` the facade is unsampled.
+    pub fn begin_facade_segment(&self, header: &TraceHeader) -> Entity {
+        let (root, parent) = match (header.root, header.parent) {
+            (Some(r), Some(p)) => (r, p),
+            _ => (TraceId::new(), EntityId::new()),
+        };
+        let sampled = self.inner.enabled
+            && header.root.is_some()
+            && header.parent.is_some()
+            && header.sampled == Some(Sampled::Yes);
+        Entity::new_segment(
+            self.clone(),
+            NewSegment {
+                name: "facade",
+                trace_id: root,
+                parent_id: None,
+                sampled,
+                sampled_requested: false,
+                extra: header.extra.clone(),
+                tracestate: None,
+                facade: true,
+                id: Some(parent),
+            },
+        )
+    }
+
+    fn mark_plugins_done(&self) {
+        let (lock, cond) = &self.inner.plugins_done;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cond.notify_all();
+    }
+
+    /// See [`Emitter::emit_borrowed`].
+    pub(crate) fn emit_borrowed(&self, doc: &Document) -> bool {
+        self.inner.emitter.emit_borrowed(doc)
+    }
+
+    pub(crate) fn emit(&self, doc: Document) {
+        self.inner.emitter.emit(doc)
+    }
+
+    /// Adds the blocks every segment carries: `aws.xray`, `service`, and plugin data.
+    /// Attaches them by reference, rendered once: the emitter copies the rendered text when
+    /// it serializes the document.
+    pub(crate) fn decorate_segment(&self, doc: &mut Document) {
+        doc.decoration = Some(
+            self.inner
+                .decoration
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+    }
+
+    fn build_decoration(inner: &Inner, env: &RuntimeEnvironment) -> crate::document::Decoration {
+        let mut aws = Map::new();
+        aws.insert("xray".into(), inner.xray_block.clone());
+        for (k, v) in &env.aws {
+            aws.insert(k.clone(), v.clone());
+        }
+        crate::document::Decoration::new(aws, Some(inner.service_block.clone()), env.origin.clone())
+    }
+}
