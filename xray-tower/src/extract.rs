@@ -40,12 +40,7 @@ impl std::ops::Deref for Segment {
 }
 
 fn find(parts: &Parts) -> Option<Segment> {
-    parts
-        .extensions
-        .get::<Entity>()
-        .cloned()
-        .or_else(xray_core::current)
-        .map(Segment)
+    crate::service::request_segment(&parts.extensions).map(Segment)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Segment {

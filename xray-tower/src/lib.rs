@@ -119,16 +119,17 @@
 //!    `http.request`: method, URL (`scheme://host/path`), user agent, and the client IP (the
 //!    first `X-Forwarded-For` address with `x_forwarded_for: true`, else the peer address from
 //!    axum's `ConnectInfo<SocketAddr>` or a [`ClientAddr`] extension);
-//! 4. [`OnRequest`] runs; the segment goes into the request's extensions (for
-//!    [`segment`] and the [`Segment`] extractor) and becomes the current entity while the
-//!    inner service runs.
+//! 4. [`OnRequest`] runs; the segment becomes the current entity while the inner service
+//!    runs (its `call`, its future and the response body), which is where [`segment`] and
+//!    the [`Segment`] extractor find it. Nothing is added to the request's extensions.
 //!
 //! When the response head is ready: `http.response.status` and `content_length` (from the
 //! header or the body's exact size), the flags the status implies (4xx `error`, 429 also
 //! `throttle`, 5xx `fault`), the `X-Amzn-Trace-Id` response header (`Root=...`, plus
 //! `Sampled=1|0` when the caller sent `Sampled=?`), then [`OnResponse`].
 //!
-//! The segment ends, and is sent, exactly once:
+//! The segment ends, and is sent, exactly once, by the rules every adapter shares
+//! ([`xray_core::lifecycle`]):
 //! * when the body has been fully handed to the server (its last frame, or
 //!   `is_end_stream()`); for bodies of unknown length the bytes sent become the
 //!   `content_length`. The body is polled with the segment current, so streams that call
@@ -138,7 +139,9 @@
 //!   panic then continues to unwind unchanged: on axum and hyper the connection is dropped
 //!   without a response, as without the layer;
 //! * when the response body is dropped before its end (the client went away), or the
-//!   request is dropped before a response: `error`, with a cause saying so.
+//!   request is dropped before a response: `error`, with a `Cancelled` cause saying so;
+//! * for `HEAD` requests and 1xx, 204 and 304 responses, when the response head is ready
+//!   (no body follows).
 //!
 //! With tower-http's `CatchPanicLayer` *inside* the X-Ray layer, the panic has become a 500
 //! response by the time the layer sees it: the segment gets status 500 and `fault`, but no

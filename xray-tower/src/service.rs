@@ -58,18 +58,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let exchange = {
             let mut incoming = IncomingRequest::from_parts(req.method(), req.uri(), req.headers());
             incoming.peer_ip = peer_ip(req.extensions());
             self.tracing.begin(&incoming)
         };
         let segment = exchange.entity().cloned();
-        if let Some(segment) = &segment {
-            if segment.is_sampled() {
-                self.on_request.on_request(&req, segment);
-            }
-            req.extensions_mut().insert(segment.clone());
+        if let Some(segment) = segment.as_ref().filter(|s| s.is_sampled()) {
+            self.on_request.on_request(&req, segment);
         }
         // Some services do work in `call` itself: make the segment current there too.
         let inner = &mut self.inner;
@@ -93,10 +90,10 @@ impl<S: fmt::Debug, OnReq, OnRes> fmt::Debug for XRay<S, OnReq, OnRes> {
     }
 }
 
-/// The segment of the request being served, from the request's extensions.
+/// The segment of the request being served.
 ///
-/// The layer inserts the segment into every request it passes on, so plain hyper or tower
-/// handlers can reach it without the task-local context:
+/// The layer makes the segment current while the inner service runs (its `call`, its future
+/// and its response body), so plain hyper or tower handlers reach it without the extractor:
 ///
 /// ```
 /// # async fn handler(req: http::Request<String>) -> Result<http::Response<String>, std::convert::Infallible> {
@@ -107,7 +104,16 @@ impl<S: fmt::Debug, OnReq, OnRes> fmt::Debug for XRay<S, OnReq, OnRes> {
 /// # }
 /// ```
 ///
-/// Inside the handler's future, [`xray_core::current`] returns the same entity.
-pub fn segment<B>(req: &Request<B>) -> Option<&Entity> {
-    req.extensions().get::<Entity>()
+/// An [`Entity`] put in the request's extensions by the application wins; otherwise this is
+/// the segment of the current entity ([`xray_core::current`]), even when a subsegment is
+/// current.
+pub fn segment<B>(req: &Request<B>) -> Option<Entity> {
+    request_segment(req.extensions())
+}
+
+pub(crate) fn request_segment(extensions: &http::Extensions) -> Option<Entity> {
+    extensions
+        .get::<Entity>()
+        .cloned()
+        .or_else(|| xray_core::current().map(|e| e.segment()))
 }

@@ -52,10 +52,15 @@ async fn hyper_server_records_client_addr_and_gives_handlers_the_segment() {
     let collector = Collector::start().unwrap();
     let layer = XRayLayer::new("plain-hyper").with_recorder(collector.recorder("svc"));
     let addr = serve_hyper(layer, |req: http::Request<Incoming>| async move {
-        let segment = xray_tower::segment(&req)
-            .expect("layer inserts the segment")
-            .clone();
-        segment.put_annotation("via", "extension");
+        let segment = xray_tower::segment(&req).expect("the layer's segment is current");
+        segment.put_annotation("via", "segment(&req)");
+        // Inside a subsegment, `segment` still names the request's segment.
+        xray_core::capture("inner", || {
+            assert_eq!(
+                xray_tower::segment(&req).map(|s| s.id()),
+                Some(segment.id())
+            );
+        });
         assert_eq!(xray_core::current().map(|c| c.id()), Some(segment.id()));
         Ok(http::Response::new(Full::new(Bytes::from_static(b"hello"))))
     })
@@ -64,7 +69,7 @@ async fn hyper_server_records_client_addr_and_gives_handlers_the_segment() {
     assert_eq!(reply.body, "hello");
     let doc = &segments(&collector, 1)[0];
     assert_eq!(doc.name, "plain-hyper");
-    assert_eq!(doc.annotations["via"], "extension");
+    assert_eq!(doc.annotations["via"], "segment(&req)");
     let req = doc.http.request.as_ref().unwrap();
     assert_eq!(req.client_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(doc.http.response.as_ref().unwrap().content_length, Some(5));

@@ -191,6 +191,20 @@ impl Entity {
         &self.trace.recorder
     }
 
+    /// A handle to the segment this entity belongs to (the entity itself for a segment).
+    pub fn segment(&self) -> Entity {
+        if self.kind == EntityKind::Segment {
+            return self.clone();
+        }
+        Entity {
+            trace: self.trace.clone(),
+            idx: ROOT,
+            id: self.trace.segment_id,
+            kind: EntityKind::Segment,
+            sampled: self.trace.sampled,
+        }
+    }
+
     /// The id of the segment this entity belongs to (lock-free).
     pub fn segment_id(&self) -> EntityId {
         self.trace.segment_id
