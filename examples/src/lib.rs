@@ -37,3 +37,9 @@ pub mod shutdown;
 pub use args::ServiceArgs;
 pub use reply::Reply;
 pub use routes::AppState;
+
+// The workspace README's code blocks run as doctests here (`cargo test --doc -p examples`):
+// this crate depends on every adapter and framework they use.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
