@@ -14,9 +14,11 @@
 //! | abandoned mid-body (server) | drop after [`respond`](Exchange::respond) | `error`, the status kept | type `Cancelled` |
 //! | dropped before the response (server) | drop before [`respond`](Exchange::respond) | `error` | type `Cancelled` |
 //! | cancelled (call dropped by its caller) | drop before [`respond`](Exchange::respond) | `error` | type `Cancelled` |
+| work dropped before it finished ([`in_segment_async`](crate::in_segment_async)) | [`end`](Exchange::end) with [`Ending::DroppedUnfinished`] | `error` | type `Cancelled` |
 //!
-//! A client that goes away, an outer timeout and a caller that stops waiting for a call are
-//! all the other side giving up, not the callee failing, so they are `error`, never `fault`.
+//! A client that goes away, an outer timeout, a caller that stops waiting for a call and a
+//! job whose future is dropped (a shutdown, a `select!`) are all the other side giving up,
+//! not the work failing, so they are `error`, never `fault`.
 //! A server response whose body is never sent (`HEAD` requests, 1xx, 204 and 304 responses,
 //! or a response the adapter knows is empty) completes on drop instead.
 //!
@@ -55,6 +57,9 @@ pub enum Ending<'a> {
     DroppedBeforeResponse,
     /// Client: the caller dropped the call before its response arrived.
     Cancelled,
+    /// Work run as a segment of its own ([`in_segment_async`](crate::in_segment_async)): its
+    /// future was dropped before it finished.
+    DroppedUnfinished,
 }
 
 impl Ending<'_> {
@@ -104,6 +109,16 @@ impl Ending<'_> {
                     cancelled(
                         "the call was dropped before its response arrived \
                          (the caller cancelled it or timed out)",
+                    ),
+                    false,
+                );
+                entity.set_error();
+            }
+            Ending::DroppedUnfinished => {
+                entity.add_exceptions(
+                    cancelled(
+                        "the work was dropped before it finished \
+                         (its caller cancelled it, timed out or shut down)",
                     ),
                     false,
                 );
@@ -206,6 +221,28 @@ impl Exchange {
         self.entity
             .as_ref()
             .map(|e| e.response_header().to_header_string())
+    }
+
+    /// [`response_header`](Self::response_header) as a ready header value, written without
+    /// the detour through a `String`.
+    pub fn response_header_value(&self) -> Option<http::HeaderValue> {
+        let entity = self.entity.as_ref()?;
+        let root = entity.trace_id().to_bytes();
+        let sampled = entity.requested_decision();
+        let mut out = Vec::with_capacity(5 + root.len() + if sampled.is_some() { 10 } else { 0 });
+        out.extend_from_slice(b"Root=");
+        out.extend_from_slice(&root);
+        if let Some(s) = sampled {
+            out.extend_from_slice(b";Sampled=");
+            out.extend_from_slice(s.as_str().as_bytes());
+        }
+        http::HeaderValue::try_from(out).ok()
+    }
+
+    /// Whether the entity records anything (false once the exchange has ended).
+    #[inline]
+    pub fn is_sampled(&self) -> bool {
+        self.entity.as_ref().is_some_and(|e| e.is_sampled())
     }
 
     /// Records the response head: `http.response` with the status and, when known, the body's
@@ -533,6 +570,12 @@ mod tests {
                 "cancelled call",
                 Client,
                 |_| {},
+                seen("e", None, None, Some(("Cancelled", false))),
+            ),
+            (
+                "work dropped before it finished",
+                Server,
+                |x| x.end(Ending::DroppedUnfinished),
                 seen("e", None, None, Some(("Cancelled", false))),
             ),
             (

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderName;
 use http::Response;
 use http_body::Body;
 use xray_core::context::Instrumented;
@@ -61,13 +61,15 @@ where
         let mut exchange = this.exchange.take();
         match result {
             Ok(mut res) => {
-                if let Some(value) = exchange
-                    .response_header()
-                    .and_then(|h| HeaderValue::try_from(h).ok())
-                {
+                if let Some(value) = exchange.response_header_value() {
                     res.headers_mut().insert(TRACE_HEADER, value);
                 }
-                let length = content_length(res.headers(), res.body().size_hint().exact());
+                // Unsampled requests record nothing: do not even read the length.
+                let length = if exchange.is_sampled() {
+                    content_length(res.headers(), res.body().size_hint().exact())
+                } else {
+                    None
+                };
                 exchange.respond(res.status().as_u16(), length);
                 if let Some(segment) = exchange.entity().filter(|s| s.is_sampled()) {
                     this.on_response.on_response(&res, segment);

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
-use xray_core::http::{IncomingRequest, ServerTracing};
+use xray_core::http::ServerTracing;
 use xray_core::{context, Entity};
 
 use crate::client_addr::peer_ip;
@@ -59,11 +59,11 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let exchange = {
-            let mut incoming = IncomingRequest::from_parts(req.method(), req.uri(), req.headers());
-            incoming.peer_ip = peer_ip(req.extensions());
-            self.tracing.begin(&incoming)
-        };
+        let exchange = self
+            .tracing
+            .begin_http(req.method(), req.uri(), req.headers(), || {
+                peer_ip(req.extensions())
+            });
         let segment = exchange.entity().cloned();
         if let Some(segment) = segment.as_ref().filter(|s| s.is_sampled()) {
             self.on_request.on_request(&req, segment);

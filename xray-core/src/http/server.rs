@@ -1,5 +1,7 @@
 //! The server side: settings shared by the server adapters, and the start of a request.
 
+use std::net::IpAddr;
+
 use crate::document::HttpRequest;
 use crate::entity::Entity;
 use crate::header::TraceHeader;
@@ -111,6 +113,40 @@ impl ServerTracing {
     /// Like [`begin`](Self::begin), for adapters that end the segment themselves: returns the
     /// segment alone.
     pub fn begin_segment(&self, req: &IncomingRequest<'_>) -> Entity {
+        self.begin_segment_with_peer(req, || None)
+    }
+
+    /// Begins recording a request given as `http` 1 parts: what a tower or hyper adapter
+    /// calls. `peer_ip` is asked only when the request is sampled (it is recorded as the
+    /// client IP without `X-Forwarded-For`). With the SDK disabled only the trace header is
+    /// read, for the response and for calls made while the request is served.
+    pub fn begin_http(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        peer_ip: impl FnOnce() -> Option<IpAddr>,
+    ) -> Exchange {
+        let recorder = self.recorder();
+        let head = method == http::Method::HEAD;
+        if !recorder.is_enabled() && !self.accept_w3c {
+            let header = TraceHeader::parse_or_warn(
+                headers
+                    .get(crate::header::HEADER_NAME)
+                    .map(|v| v.as_bytes()),
+            );
+            let segment = recorder.begin_segment(self.naming.fallback(), header.as_ref());
+            return Exchange::server(segment).without_body(head);
+        }
+        let req = IncomingRequest::from_parts(method, uri, headers);
+        Exchange::server(self.begin_segment_with_peer(&req, peer_ip)).without_body(head)
+    }
+
+    fn begin_segment_with_peer(
+        &self,
+        req: &IncomingRequest<'_>,
+        peer_ip: impl FnOnce() -> Option<IpAddr>,
+    ) -> Entity {
         // A host taken from a request target's authority may carry `user:password@`: it is
         // never used for naming, sampling or the recorded URL, whichever adapter passed it.
         let mut clean = *req;
@@ -132,7 +168,9 @@ impl ServerTracing {
         let tracestate = self.tracestate_to_keep(req, header.as_ref());
         let segment = recorder.begin_segment_w3c(name, header.as_ref(), &sampling, tracestate);
         if segment.is_sampled() {
-            segment.set_http_request(request_block(req, self.record_query));
+            let mut req = *req;
+            req.peer_ip = req.peer_ip.or_else(peer_ip);
+            segment.set_http_request(request_block(&req, self.record_query));
         }
         segment
     }

@@ -222,6 +222,7 @@ impl RecorderBuilder {
                 xray_block: json!({"sdk": SDK_NAME, "sdk_version": SDK_VERSION}),
                 service_block,
                 environment: RwLock::new(Arc::new(RuntimeEnvironment::default())),
+                origin: std::sync::atomic::AtomicU8::new(super::ORIGIN_NONE),
                 decoration: RwLock::new(Arc::default()),
                 plugins_done: (
                     Mutex::new(self.plugins.is_empty()),

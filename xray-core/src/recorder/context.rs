@@ -32,6 +32,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::entity::Entity;
+use crate::id::EntityId;
 
 thread_local! {
     /// The entities made current on this thread, innermost last. Scopes push on entry and
@@ -57,17 +58,22 @@ fn push(entity: Entity) {
     let _ = STACK.try_with(|s| s.borrow_mut().push(entity));
 }
 
-/// Removes the innermost stack entry for `entity` and returns it. Entries are almost always
-/// removed from the top; searching keeps the stack right even when scopes end out of order
-/// (a `tracing` span exited after a nested scope, say).
+/// Removes the innermost stack entry for `entity` and returns it.
 fn remove(entity: &Entity) -> Option<Entity> {
+    remove_key(entity.key())
+}
+
+/// Removes the innermost stack entry with this [`Entity::key`] and returns it. Entries are
+/// almost always removed from the top; searching keeps the stack right even when scopes end
+/// out of order (a `tracing` span exited after a nested scope, say).
+fn remove_key(key: (EntityId, usize)) -> Option<Entity> {
     STACK
         .try_with(|s| {
             let mut s = s.borrow_mut();
-            if s.last().is_some_and(|e| e.same_as(entity)) {
+            if s.last().is_some_and(|e| e.key() == key) {
                 return s.pop();
             }
-            let pos = s.iter().rposition(|e| e.same_as(entity))?;
+            let pos = s.iter().rposition(|e| e.key() == key)?;
             Some(s.remove(pos))
         })
         .ok()
@@ -79,9 +85,11 @@ fn remove(entity: &Entity) -> Option<Entity> {
 /// This is for instrumentation that sees enter and exit as separate calls (a `tracing` layer);
 /// code that wraps a closure or a future should use [`sync_scope`] or [`scope`].
 pub fn enter(entity: Entity) -> EnterGuard {
-    push(entity.clone());
+    let key = entity.key();
+    // The stack holds the entity itself; the guard only remembers which entry is its own.
+    push(entity);
     EnterGuard {
-        entity,
+        key,
         _not_send: std::marker::PhantomData,
     }
 }
@@ -101,13 +109,13 @@ pub fn exit(entity: &Entity) {
 #[must_use = "the entity stops being current when the guard drops"]
 #[derive(Debug)]
 pub struct EnterGuard {
-    entity: Entity,
+    key: (EntityId, usize),
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        remove(&self.entity);
+        remove_key(self.key);
     }
 }
 
@@ -171,14 +179,15 @@ impl<F: Future> Instrumented<F> {
     }
 }
 
-/// Takes the entity back off the stack when a poll ends, even by panic.
-struct Restore<'a>(&'a mut Option<Entity>);
+/// Takes the entity back off the stack into its future when a poll ends, even by panic.
+struct Restore<'a> {
+    slot: &'a mut Option<Entity>,
+    key: (EntityId, usize),
+}
 
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        if let Some(e) = self.0.as_ref() {
-            remove(e);
-        }
+        *self.slot = remove_key(self.key);
     }
 }
 
@@ -186,10 +195,16 @@ impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if let Some(e) = this.entity.as_ref() {
-            push(e.clone());
-        }
-        let _restore = Restore(this.entity);
+        let Some(entity) = this.entity.take() else {
+            return this.fut.poll(cx);
+        };
+        // The entity moves onto the stack for the poll and back afterwards: no clone.
+        let key = entity.key();
+        push(entity);
+        let _restore = Restore {
+            slot: this.entity,
+            key,
+        };
         this.fut.poll(cx)
     }
 }

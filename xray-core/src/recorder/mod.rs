@@ -32,6 +32,17 @@ use crate::id::{EntityId, TraceId};
 use crate::plugins::RuntimeEnvironment;
 use crate::sampling::{Sampler, SamplingRequest};
 
+/// Origins the plugins set, indexed by `Inner::origin`.
+const KNOWN_ORIGINS: [&str; 5] = [
+    "AWS::EC2::Instance",
+    "AWS::ECS::Container",
+    "AWS::EKS::Container",
+    "AWS::ElasticBeanstalk::Environment",
+    "AWS::Lambda::Function",
+];
+const ORIGIN_NONE: u8 = u8::MAX;
+const ORIGIN_OTHER: u8 = u8::MAX - 1;
+
 /// The SDK name written in `aws.xray.sdk`.
 pub const SDK_NAME: &str = "X-Ray for Rust";
 /// This crate's version, written in `aws.xray.sdk_version`.
@@ -52,6 +63,10 @@ struct Inner {
     xray_block: Value,
     service_block: Map<String, Value>,
     environment: RwLock<Arc<RuntimeEnvironment>>,
+    /// The environment's origin as an index into [`KNOWN_ORIGINS`], so that sampling
+    /// decisions read it without a lock ([`ORIGIN_NONE`], or [`ORIGIN_OTHER`] for a custom
+    /// one, read from `environment`).
+    origin: std::sync::atomic::AtomicU8,
     /// The blocks every segment carries, rebuilt when the environment changes.
     decoration: RwLock<Arc<crate::document::Decoration>>,
     /// Set once the plugins have run (immediately when there are none).
@@ -164,6 +179,13 @@ impl Recorder {
     /// from now on.
     pub fn set_runtime_environment(&self, env: RuntimeEnvironment) {
         let decoration = Arc::new(Self::build_decoration(&self.inner, &env));
+        let origin = match env.origin.as_deref() {
+            None => ORIGIN_NONE,
+            Some(o) => KNOWN_ORIGINS
+                .iter()
+                .position(|k| *k == o)
+                .map_or(ORIGIN_OTHER, |i| i as u8),
+        };
         *self
             .inner
             .environment
@@ -174,6 +196,25 @@ impl Recorder {
             .decoration
             .write()
             .unwrap_or_else(|p| p.into_inner()) = decoration;
+        self.inner
+            .origin
+            .store(origin, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The origin (service type) sampling rules see, read without a lock for the origins the
+    /// plugins set.
+    fn origin_for_sampling(&self) -> Option<std::borrow::Cow<'static, str>> {
+        match self.inner.origin.load(std::sync::atomic::Ordering::Acquire) {
+            ORIGIN_NONE => None,
+            ORIGIN_OTHER => self
+                .runtime_environment()
+                .origin
+                .clone()
+                .map(std::borrow::Cow::Owned),
+            i => KNOWN_ORIGINS
+                .get(usize::from(i))
+                .map(|o| std::borrow::Cow::Borrowed(*o)),
+        }
     }
 
     /// Waits until the plugins have looked at the environment, at most `timeout`. Returns
@@ -228,10 +269,11 @@ impl Recorder {
             (Some(Sampled::Yes), IncomingSampled::Trust) => true,
             (Some(Sampled::Yes), IncomingSampled::Cap(cap)) if cap.admit() => true,
             _ => {
-                let env = self.runtime_environment();
                 let mut req = *request;
+                let origin;
                 if req.service_type.is_none() {
-                    req.service_type = env.origin.as_deref();
+                    origin = self.origin_for_sampling();
+                    req.service_type = origin.as_deref();
                 }
                 self.inner.sampler.should_sample(&req).sampled
             }

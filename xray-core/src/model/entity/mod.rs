@@ -161,6 +161,12 @@ impl Entity {
         self.id == other.id && Arc::ptr_eq(&self.trace, &other.trace)
     }
 
+    /// What tells this entity apart from every other live one: its id and its trace's
+    /// address. Lets the context stack find an entity it holds without cloning it.
+    pub(crate) fn key(&self) -> (EntityId, usize) {
+        (self.id, Arc::as_ptr(&self.trace) as usize)
+    }
+
     /// The entity's id.
     pub fn id(&self) -> EntityId {
         self.id
@@ -232,11 +238,14 @@ impl Entity {
     /// The trace header a server returns on its response: `Root=<trace>`, plus
     /// `Sampled=<decision>` when the caller asked with `Sampled=?`.
     pub fn response_header(&self) -> TraceHeader {
-        let sampled = self
-            .trace
+        TraceHeader::new(self.trace.trace_id, None, self.requested_decision())
+    }
+
+    /// The sampling decision, when the caller asked for it with `Sampled=?`.
+    pub(crate) fn requested_decision(&self) -> Option<Sampled> {
+        self.trace
             .sampled_requested
-            .then_some(Sampled::from_bool(self.trace.sampled));
-        TraceHeader::new(self.trace.trace_id, None, sampled)
+            .then_some(Sampled::from_bool(self.trace.sampled))
     }
 
     /// Starts a subsegment of this entity. It inherits this entity's sampling decision.
