@@ -8,7 +8,10 @@
 //!   address (`AWS_XRAY_DAEMON_ADDRESS`; `scripts/bench-load` runs `bench-sink` there);
 //! - `absent`: as `sampled`, with nothing listening at the daemon address;
 //! - `default`: the X-Ray layer with the default sampling rule (1/s, then 5 %);
-//! - `disabled`: the X-Ray layer with the SDK disabled.
+//! - `disabled`: the X-Ray layer with the SDK disabled;
+//! - `tracelayer` (axum only): no X-Ray; tower-http's `TraceLayer::new_for_http()` with no
+//!   `tracing` subscriber. Like the X-Ray layer it wraps the response future and body, so
+//!   it shows what any layer that sees the end of the body costs in axum.
 //!
 //! `scripts/bench-load` runs them under `wrk` and prints the comparison.
 
@@ -30,6 +33,8 @@ pub enum Mode {
     Default,
     /// X-Ray layer present, SDK disabled.
     Disabled,
+    /// No X-Ray; tower-http's `TraceLayer` (axum only).
+    TraceLayer,
 }
 
 /// Reads `MODE ADDR` from the command line.
@@ -42,9 +47,10 @@ pub fn args() -> (Mode, String) {
         Some("absent") => Mode::Absent,
         Some("default") => Mode::Default,
         Some("disabled") => Mode::Disabled,
+        Some("tracelayer") => Mode::TraceLayer,
         other => {
             eprintln!(
-                "usage: bench-<server> bare|header|sampled|absent|default|disabled ADDR (got {other:?})"
+                "usage: bench-<server> bare|header|sampled|absent|default|disabled|tracelayer ADDR (got {other:?})"
             );
             std::process::exit(2)
         }
@@ -60,7 +66,7 @@ pub const FIXED_TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793";
 pub fn recorder(mode: Mode) -> Option<Recorder> {
     let b = Recorder::builder().service_name("bench");
     let r = match mode {
-        Mode::Bare | Mode::Header => return None,
+        Mode::Bare | Mode::Header | Mode::TraceLayer => return None,
         Mode::Sampled | Mode::Absent => b.sampler(AlwaysSample).build(),
         Mode::Default => b.sampler(LocalSampler::default()).build(),
         Mode::Disabled => b.enabled(false).build(),

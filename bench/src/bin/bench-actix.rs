@@ -11,6 +11,10 @@ async fn hello() -> &'static str {
 
 fn main() -> std::io::Result<()> {
     let (mode, addr) = bench::args();
+    if mode == bench::Mode::TraceLayer {
+        eprintln!("tracelayer mode is for axum only (tower-http's TraceLayer is a tower layer)");
+        std::process::exit(2);
+    }
     let recorder = bench::recorder(mode);
     actix_web::rt::System::new().block_on(async move {
         println!("listening on {addr} ({mode:?})");

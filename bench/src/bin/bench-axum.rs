@@ -1,5 +1,6 @@
 //! axum hello-world on a single-threaded runtime, with or without the X-Ray layer (or, in
-//! `header` mode, only a middleware that adds a fixed trace header).
+//! `header` mode, only a middleware that adds a fixed trace header; in `tracelayer` mode,
+//! tower-http's `TraceLayer`).
 
 use axum::http::{HeaderName, HeaderValue};
 use axum::{routing::get, Router};
@@ -21,6 +22,8 @@ fn main() {
                 HeaderName::from_static("x-amzn-trace-id"),
                 HeaderValue::from_static(bench::FIXED_TRACE_HEADER),
             ));
+        } else if mode == bench::Mode::TraceLayer {
+            app = app.layer(tower_http::trace::TraceLayer::new_for_http());
         }
         let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
         println!("listening on {addr} ({mode:?})");

@@ -40,7 +40,10 @@ pub enum IdError {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TraceId {
     epoch: u32,
-    random: u128, // only the low 96 bits are used
+    // The 96 random bits, in two words: 16 bytes in all, where a `u128` would align the id
+    // to 32.
+    hi: u32,
+    lo: u64,
 }
 
 const RANDOM_MASK: u128 = (1u128 << 96) - 1;
@@ -53,15 +56,20 @@ impl TraceId {
 
     /// A new trace id with a given start epoch second and fresh random bits.
     pub fn with_epoch(epoch: u32) -> Self {
-        let random = fastrand::u128(..) & RANDOM_MASK;
-        Self { epoch, random }
+        Self {
+            epoch,
+            hi: fastrand::u32(..),
+            lo: fastrand::u64(..),
+        }
     }
 
     /// Builds a trace id from its two parts; only the low 96 bits of `random` are kept.
     pub const fn from_parts(epoch: u32, random: u128) -> Self {
+        let random = random & RANDOM_MASK;
         Self {
             epoch,
-            random: random & RANDOM_MASK,
+            hi: (random >> 64) as u32,
+            lo: random as u64,
         }
     }
 
@@ -72,7 +80,7 @@ impl TraceId {
 
     /// The 96 random bits.
     pub const fn random_bits(&self) -> u128 {
-        self.random
+        ((self.hi as u128) << 64) | self.lo as u128
     }
 
     /// Parses the 35-byte form. Upper-case hex is accepted; output is always lower case.
@@ -87,12 +95,9 @@ impl TraceId {
             return Err(IdError::Shape);
         }
         let epoch = parse_hex64(&s[2..10], 2)? as u32;
-        let high = parse_hex64(&s[11..19], 11)? as u128;
-        let low = parse_hex64(&s[19..35], 19)? as u128;
-        Ok(Self {
-            epoch,
-            random: (high << 64) | low,
-        })
+        let hi = parse_hex64(&s[11..19], 11)? as u32;
+        let lo = parse_hex64(&s[19..35], 19)?;
+        Ok(Self { epoch, hi, lo })
     }
 
     /// Writes the canonical 35-character form into a stack buffer.
@@ -102,7 +107,8 @@ impl TraceId {
         out[1] = b'-';
         write_hex(&mut out[2..10], self.epoch as u128);
         out[10] = b'-';
-        write_hex(&mut out[11..35], self.random);
+        write_hex(&mut out[11..19], self.hi as u128);
+        write_hex(&mut out[19..35], self.lo as u128);
         out
     }
 }

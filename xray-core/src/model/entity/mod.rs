@@ -41,7 +41,7 @@ use crate::time::Timestamp;
 
 pub use guard::EntityGuard;
 pub(crate) use tree::Trace;
-use tree::{lock, Node, State, NO_PARENT, ROOT};
+use tree::{lock, Carried, Light, Node, State, TraceRef, NO_PARENT, ROOT};
 
 /// What kind of entity a handle refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl Namespace {
 /// ([`Entity::end`]) or tied to a guard ([`Entity::guard`]); dropping a handle does not end it.
 #[derive(Clone)]
 pub struct Entity {
-    trace: Arc<Trace>,
+    trace: TraceRef,
     idx: u32,
     id: EntityId,
     kind: EntityKind,
@@ -88,7 +88,7 @@ impl fmt::Debug for Entity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Entity")
             .field("kind", &self.kind)
-            .field("trace_id", &self.trace.trace_id)
+            .field("trace_id", &self.trace.trace_id())
             .field("id", &self.id)
             .field("sampled", &self.sampled)
             .finish()
@@ -137,16 +137,31 @@ impl Entity {
                 root_emitted: p.facade,
             })
         });
-        let trace = Arc::new(Trace {
-            recorder,
-            trace_id: p.trace_id,
-            segment_id: id,
-            sampled: p.sampled,
-            sampled_requested: p.sampled_requested,
-            extra: p.extra,
-            tracestate: p.tracestate,
-            state,
-        });
+        let trace = match state {
+            // Most requests: nothing to record, so nothing to allocate.
+            None => TraceRef::Light(Light {
+                recorder,
+                trace_id: p.trace_id,
+                segment_id: id,
+                sampled_requested: p.sampled_requested,
+                carried: (!p.extra.is_empty() || p.tracestate.is_some()).then(|| {
+                    Arc::new(Carried {
+                        extra: p.extra,
+                        tracestate: p.tracestate,
+                    })
+                }),
+            }),
+            Some(state) => TraceRef::Shared(Arc::new(Trace {
+                recorder,
+                trace_id: p.trace_id,
+                segment_id: id,
+                sampled: p.sampled,
+                sampled_requested: p.sampled_requested,
+                extra: p.extra,
+                tracestate: p.tracestate,
+                state: Some(state),
+            })),
+        };
         Entity {
             trace,
             idx: ROOT,
@@ -158,13 +173,13 @@ impl Entity {
 
     /// True when both handles refer to the same entity.
     pub fn same_as(&self, other: &Entity) -> bool {
-        self.id == other.id && Arc::ptr_eq(&self.trace, &other.trace)
+        self.key() == other.key()
     }
 
     /// What tells this entity apart from every other live one: its id and its trace's
     /// address. Lets the context stack find an entity it holds without cloning it.
     pub(crate) fn key(&self) -> (EntityId, usize) {
-        (self.id, Arc::as_ptr(&self.trace) as usize)
+        (self.id, self.trace.address())
     }
 
     /// The entity's id.
@@ -174,7 +189,7 @@ impl Entity {
 
     /// The trace this entity belongs to.
     pub fn trace_id(&self) -> TraceId {
-        self.trace.trace_id
+        self.trace.trace_id()
     }
 
     /// Segment or subsegment.
@@ -194,7 +209,7 @@ impl Entity {
 
     /// The recorder this entity reports to.
     pub fn recorder(&self) -> &Recorder {
-        &self.trace.recorder
+        self.trace.recorder()
     }
 
     /// A handle to the segment this entity belongs to (the entity itself for a segment).
@@ -205,26 +220,26 @@ impl Entity {
         Entity {
             trace: self.trace.clone(),
             idx: ROOT,
-            id: self.trace.segment_id,
+            id: self.trace.segment_id(),
             kind: EntityKind::Segment,
-            sampled: self.trace.sampled,
+            sampled: self.trace.sampled(),
         }
     }
 
     /// The id of the segment this entity belongs to (lock-free).
     pub fn segment_id(&self) -> EntityId {
-        self.trace.segment_id
+        self.trace.segment_id()
     }
 
     /// The trace header to send on an outbound call made from this entity:
     /// `Root=<trace>;Parent=<this id>;Sampled=<0|1>` plus the pairs kept from the incoming header.
     pub fn outbound_header(&self) -> TraceHeader {
         let mut h = TraceHeader::new(
-            self.trace.trace_id,
+            self.trace.trace_id(),
             Some(self.id),
             Some(Sampled::from_bool(self.sampled)),
         );
-        h.extra.clone_from(&self.trace.extra);
+        h.extra.extend_from_slice(self.trace.extra());
         h
     }
 
@@ -232,20 +247,20 @@ impl Entity {
     /// Trace Context and the `traceparent` named the same trace). Outbound calls that send
     /// `traceparent` send it along unchanged.
     pub fn tracestate(&self) -> Option<&str> {
-        self.trace.tracestate.as_deref()
+        self.trace.tracestate()
     }
 
     /// The trace header a server returns on its response: `Root=<trace>`, plus
     /// `Sampled=<decision>` when the caller asked with `Sampled=?`.
     pub fn response_header(&self) -> TraceHeader {
-        TraceHeader::new(self.trace.trace_id, None, self.requested_decision())
+        TraceHeader::new(self.trace.trace_id(), None, self.requested_decision())
     }
 
     /// The sampling decision, when the caller asked for it with `Sampled=?`.
     pub(crate) fn requested_decision(&self) -> Option<Sampled> {
         self.trace
-            .sampled_requested
-            .then_some(Sampled::from_bool(self.trace.sampled))
+            .sampled_requested()
+            .then_some(Sampled::from_bool(self.trace.sampled()))
     }
 
     /// Starts a subsegment of this entity. It inherits this entity's sampling decision.
@@ -271,7 +286,7 @@ impl Entity {
         if !sampled {
             return unsampled;
         }
-        let Some(state) = &self.trace.state else {
+        let Some(state) = self.trace.state() else {
             return unsampled;
         };
         let doc = Document {
@@ -323,12 +338,14 @@ impl Entity {
         if !self.sampled {
             return;
         }
-        self.trace.end_node(self.idx, self.id, at);
+        if let TraceRef::Shared(trace) = &self.trace {
+            trace.end_node(self.idx, self.id, at);
+        }
     }
 
     /// True once [`end`](Self::end) was called (always false for unsampled entities).
     pub fn is_ended(&self) -> bool {
-        let Some(state) = self.trace.state.as_ref().filter(|_| self.sampled) else {
+        let Some(state) = self.trace.state().filter(|_| self.sampled) else {
             return false;
         };
         let s = lock(state);

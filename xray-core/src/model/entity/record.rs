@@ -18,7 +18,7 @@ impl Entity {
         if !self.sampled {
             return None;
         }
-        let state = self.trace.state.as_ref()?;
+        let state = self.trace.state()?;
         let mut s = lock(state);
         if !s.is_live(self.idx, self.id) || (self.idx == ROOT && s.root_emitted) {
             drop(s);
@@ -111,7 +111,7 @@ impl Entity {
             return;
         }
         let user: String = user.chars().take(250).collect();
-        let Some(state) = &self.trace.state else {
+        let Some(state) = self.trace.state() else {
             return;
         };
         let mut s = lock(state);
@@ -213,7 +213,7 @@ impl Entity {
         if !self.sampled || exceptions.is_empty() {
             return;
         }
-        let Some(state) = &self.trace.state else {
+        let Some(state) = self.trace.state() else {
             return;
         };
         let mut s = lock(state);

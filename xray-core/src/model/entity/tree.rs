@@ -1,6 +1,6 @@
 //! The tree of one segment: every handle of the segment points into it.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::document::{Cause, Document, Exception};
 use crate::id::{EntityId, TraceId};
@@ -41,6 +41,98 @@ pub(super) struct Node {
     pub(super) live: bool,
     /// Entities in this subtree, this one included, that have not ended.
     pub(super) open: u32,
+}
+
+/// What an entity knows about its trace.
+#[derive(Clone)]
+pub(super) enum TraceRef {
+    /// A sampled trace: the segment's tree and what every handle shares, behind one pointer.
+    Shared(Arc<Trace>),
+    /// An unsampled trace records nothing: only what trace headers need, held inline, so that
+    /// an unsampled request allocates nothing for its segment.
+    Light(Light),
+}
+
+#[derive(Clone)]
+pub(super) struct Light {
+    pub(super) recorder: Recorder,
+    pub(super) trace_id: TraceId,
+    pub(super) segment_id: EntityId,
+    pub(super) sampled_requested: bool,
+    /// Header pairs and `tracestate` to forward, only when the incoming header had any.
+    pub(super) carried: Option<Arc<Carried>>,
+}
+
+pub(super) struct Carried {
+    pub(super) extra: Vec<(Box<str>, Box<str>)>,
+    pub(super) tracestate: Option<Box<str>>,
+}
+
+impl TraceRef {
+    pub(super) fn trace_id(&self) -> TraceId {
+        match self {
+            TraceRef::Shared(t) => t.trace_id,
+            TraceRef::Light(l) => l.trace_id,
+        }
+    }
+
+    pub(super) fn segment_id(&self) -> EntityId {
+        match self {
+            TraceRef::Shared(t) => t.segment_id,
+            TraceRef::Light(l) => l.segment_id,
+        }
+    }
+
+    pub(super) fn sampled(&self) -> bool {
+        match self {
+            TraceRef::Shared(t) => t.sampled,
+            TraceRef::Light(_) => false,
+        }
+    }
+
+    pub(super) fn sampled_requested(&self) -> bool {
+        match self {
+            TraceRef::Shared(t) => t.sampled_requested,
+            TraceRef::Light(l) => l.sampled_requested,
+        }
+    }
+
+    pub(super) fn recorder(&self) -> &Recorder {
+        match self {
+            TraceRef::Shared(t) => &t.recorder,
+            TraceRef::Light(l) => &l.recorder,
+        }
+    }
+
+    pub(super) fn extra(&self) -> &[(Box<str>, Box<str>)] {
+        match self {
+            TraceRef::Shared(t) => &t.extra,
+            TraceRef::Light(l) => l.carried.as_deref().map_or(&[], |c| &c.extra),
+        }
+    }
+
+    pub(super) fn tracestate(&self) -> Option<&str> {
+        match self {
+            TraceRef::Shared(t) => t.tracestate.as_deref(),
+            TraceRef::Light(l) => l.carried.as_deref()?.tracestate.as_deref(),
+        }
+    }
+
+    pub(super) fn state(&self) -> Option<&Mutex<State>> {
+        match self {
+            TraceRef::Shared(t) => t.state.as_ref(),
+            TraceRef::Light(_) => None,
+        }
+    }
+
+    /// Tells traces apart: the shared tree's address, or the trace id's random bits for an
+    /// unsampled trace (whose entities are then told apart by their random ids).
+    pub(super) fn address(&self) -> usize {
+        match self {
+            TraceRef::Shared(t) => Arc::as_ptr(t) as usize,
+            TraceRef::Light(l) => l.trace_id.random_bits() as usize,
+        }
+    }
 }
 
 pub(super) fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
