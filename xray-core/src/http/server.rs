@@ -130,11 +130,13 @@ impl ServerTracing {
         let recorder = self.recorder();
         let head = method == http::Method::HEAD;
         if !recorder.is_enabled() && !self.accept_w3c {
-            let header = TraceHeader::parse_or_warn(
-                headers
-                    .get(crate::header::HEADER_NAME)
-                    .map(|v| v.as_bytes()),
-            );
+            // A scan, as in `IncomingRequest::from_parts`: a keyed lookup parses and hashes
+            // the name on every request, which costs more than this on usual header maps.
+            let raw = headers
+                .iter()
+                .find(|(name, _)| name.as_str() == crate::header::HEADER_NAME)
+                .map(|(_, v)| v.as_bytes());
+            let header = TraceHeader::parse_or_warn(raw);
             let segment = recorder.begin_segment(self.naming.fallback(), header.as_ref());
             return Exchange::server(segment).without_body(head);
         }
