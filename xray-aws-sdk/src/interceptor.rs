@@ -12,11 +12,11 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::region::Region;
 use aws_types::request_id::RequestId;
-use xray_core::http::{OutboundCall, OutboundOptions};
+use xray_core::http::{IgnoreRule, OutboundOptions};
 use xray_core::lifecycle::Exchange;
-use xray_core::{Entity, Namespace};
+use xray_core::Entity;
 
-use crate::call::XRayCall;
+use crate::call::{CallState, XRayCall};
 use crate::extract::{Body, Message};
 use crate::params;
 
@@ -43,17 +43,53 @@ use crate::params;
 /// decides whether that is logged (`LOG_ERROR`, the default, and `RUNTIME_ERROR`, which does
 /// not panic here) or not (`IGNORE_ERROR`).
 ///
+/// Calls to an endpoint matching [`ignore_host`], [`ignore_url`] or [`ignore`], and calls to
+/// the recorder's daemon address (an X-Ray client pointed at the daemon's proxy), go out
+/// untouched too.
+///
 /// [`parent`]: XRayInterceptor::parent
+/// [`ignore_host`]: XRayInterceptor::ignore_host
+/// [`ignore_url`]: XRayInterceptor::ignore_url
+/// [`ignore`]: XRayInterceptor::ignore
 #[derive(Clone, Debug, Default)]
 #[must_use = "register the interceptor on a client config to record calls"]
 pub struct XRayInterceptor {
     parent: Option<Entity>,
+    options: OutboundOptions,
 }
 
 impl XRayInterceptor {
     /// An interceptor that records calls under the current entity.
     pub fn new() -> Self {
-        Self { parent: None }
+        Self::default()
+    }
+
+    /// Leaves calls to endpoints whose host matches `pattern` alone: no subsegment, no trace
+    /// header (Python's `add_ignored(hostname=...)`). The host is the resolved endpoint's,
+    /// without the port (`dynamodb.us-east-1.amazonaws.com`, or the host of a custom
+    /// `endpoint_url`); `*` and `?` are wildcards and case is ignored.
+    ///
+    /// ```
+    /// let interceptor = xray_aws_sdk::XRayInterceptor::new().ignore_host("localhost");
+    /// # drop(interceptor);
+    /// ```
+    ///
+    /// Calls to the recorder's daemon address are never recorded, with or without rules.
+    pub fn ignore_host(self, pattern: impl Into<String>) -> Self {
+        self.ignore(IgnoreRule::new().host(pattern))
+    }
+
+    /// Leaves calls whose request path matches `pattern` alone (without the query string):
+    /// no subsegment, no trace header.
+    pub fn ignore_url(self, pattern: impl Into<String>) -> Self {
+        self.ignore(IgnoreRule::new().url(pattern))
+    }
+
+    /// Leaves calls matching every part of `rule` alone. See
+    /// [`xray_core::http::IgnoreRules`] for the matching rules.
+    pub fn ignore(mut self, rule: IgnoreRule) -> Self {
+        self.options.ignore.push(rule);
+        self
     }
 
     /// An interceptor that records calls under `parent`, whatever is current when the call is
@@ -100,36 +136,22 @@ impl Intercept for XRayInterceptor {
         let Some(call) = cfg.get_mut_from_interceptor_state::<XRayCall>() else {
             return Ok(());
         };
-        if call.call.is_some() {
+        if call.described.is_some() || !matches!(call.state, CallState::Unsent) {
             return Ok(());
         }
-        let service = metadata.as_ref().map_or("AWS", |m| m.service());
-        let sub = call.parent.begin_subsegment(service);
-        if sub.is_sampled() {
-            let started = call.started;
-            sub.set_namespace(Namespace::Aws);
-            sub.with_document(|d| {
-                d.start_time = started.min(d.start_time);
-                if let Some(m) = &metadata {
-                    d.aws.insert("operation".into(), m.name().into());
-                }
-                if let Some(region) = region {
-                    d.aws.insert("region".into(), region.into());
-                }
-            });
+        if call.parent.is_sampled() {
             call.params = metadata
                 .as_ref()
                 .and_then(|m| params::lookup(m.service(), m.name()));
         }
-        call.call = Some(OutboundCall::for_subsegment(
-            sub,
-            &OutboundOptions::default(),
-        ));
+        // The subsegment begins once the endpoint is known (see `call.rs`).
+        call.described = Some((metadata, region));
         Ok(())
     }
 
     // Runs on every attempt, after signing (the signature does not cover this header) and after
-    // the endpoint was resolved, so the final URL is known.
+    // the endpoint was resolved, so the final URL is known: the first attempt decides whether
+    // the call is ignored, and begins its subsegment if not.
     fn modify_before_transmit(
         &self,
         ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
@@ -139,7 +161,10 @@ impl Intercept for XRayInterceptor {
         let Some(call) = cfg.get_mut_from_interceptor_state::<XRayCall>() else {
             return Ok(());
         };
-        let Some(outbound) = call.call.as_ref() else {
+        let request = ctx.request();
+        call.decide(&self.options, request.method(), Some(request.uri()));
+        let row = call.params;
+        let Some(outbound) = call.recording() else {
             return Ok(());
         };
         for (name, value) in outbound.headers().iter() {
@@ -151,14 +176,13 @@ impl Intercept for XRayInterceptor {
                 tracing::warn!(error = %e, header = name, "could not add a trace header to an AWS call");
             }
         }
-        let Some(sub) = outbound.subsegment() else {
+        let Some(sub) = outbound.subsegment().filter(|s| s.is_sampled()).cloned() else {
             return Ok(());
         };
-        if call.request_recorded || !sub.is_sampled() {
+        if std::mem::replace(&mut call.request_recorded, true) {
             return Ok(());
         }
-        call.request_recorded = true;
-        if let Some(row) = call.params {
+        if let Some(row) = row {
             let request = ctx.request();
             let body = if row.request_needs_body() {
                 Body::parse(
@@ -193,8 +217,15 @@ impl Intercept for XRayInterceptor {
         let Some(call) = cfg.get_mut_from_interceptor_state::<XRayCall>() else {
             return Ok(());
         };
+        // A call that failed before it was sent is decided now, with what is known of it.
+        let request = ctx.request();
+        call.decide(
+            &self.options,
+            request.map_or("", |r| r.method()),
+            request.map(|r| r.uri()),
+        );
         let row = call.params;
-        if let Some(mut outbound) = call.call.take() {
+        if let Some(mut outbound) = call.finish() {
             record_outcome(outbound.exchange(), ctx, attempts, row);
         }
         Ok(())

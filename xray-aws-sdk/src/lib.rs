@@ -81,13 +81,37 @@
 //! | hook | what the interceptor does |
 //! |---|---|
 //! | `read_before_execution` | finds the parent, notes the start time |
-//! | `read_before_serialization` | begins the subsegment (service and operation are known from here on) with `operation` and `region` |
-//! | `modify_before_transmit` (every attempt) | sets `X-Amzn-Trace-Id`; on the first attempt reads the request parameters from the signed request |
+//! | `read_before_serialization` | notes the service, operation and region |
+//! | `modify_before_transmit` (every attempt) | on the first attempt, with the endpoint now known, leaves an [ignored](#ignored-calls) call alone or begins the subsegment (starting when the call was made) with `operation` and `region`, and reads the request parameters from the signed request; on every attempt of a recorded call, sets `X-Amzn-Trace-Id` |
 //! | `read_after_execution` | records status, length, request id, retries, response parameters or the error, and ends the subsegment |
 //!
 //! Per-call state lives in the call's own `ConfigBag`, so one interceptor serves any number of
 //! concurrent calls. If the call's future is dropped before it completes, the subsegment still
-//! ends (dropping the bag drops the guard that holds it).
+//! ends (dropping the bag drops the state that holds it), as cancelled. A call that fails or is
+//! dropped before it is ever sent (no credentials, no endpoint) is still recorded.
+//!
+//! # Ignored calls
+//!
+//! As Python's `add_ignored`, the interceptor can leave calls alone: no subsegment and no
+//! `X-Amzn-Trace-Id`. Rules match the resolved endpoint's host (without port) and the request
+//! path with `*` and `?` wildcards, ignoring case; the matching lives in
+//! [`xray_core::http::IgnoreRules`], shared with `xray-reqwest` and `xray-tower`:
+//!
+//! ```
+//! use xray_aws_sdk::{IgnoreRule, XRayInterceptor};
+//!
+//! let interceptor = XRayInterceptor::new()
+//!     .ignore_host("localhost")                       // a local DynamoDB in development
+//!     .ignore(IgnoreRule::new().host("*.internal").method("GET"));
+//! # drop(interceptor);
+//! ```
+//!
+//! Calls to the recorder's daemon address (`AWS_XRAY_DAEMON_ADDRESS`, TCP or UDP), such as an
+//! X-Ray client pointed at the daemon's proxy, are never recorded. The decision is made on the
+//! first attempt, when the endpoint is known; that is why the subsegment begins there (a
+//! subsegment, once begun, belongs to its segment and would be sent with it). A call that
+//! fails before it has an endpoint is checked with what is known of it (its method and
+//! path), so a host rule cannot leave it out.
 //!
 //! # What is recorded
 //!
@@ -136,6 +160,7 @@ mod params;
 
 pub use interceptor::XRayInterceptor;
 pub use xray_core;
+pub use xray_core::http::IgnoreRule;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

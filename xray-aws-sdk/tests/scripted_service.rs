@@ -347,3 +347,142 @@ async fn dropped_call_ends_as_cancelled() {
     assert_eq!(aws_str(sub, "operation"), Some("DescribeTable"));
     assert_eq!(service.trace_headers().len(), 1);
 }
+
+// ===== ignored calls =====
+
+fn dynamodb_with(endpoint: &str, interceptor: XRayInterceptor) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(&sdk_config(endpoint))
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .interceptor(interceptor)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+#[tokio::test]
+async fn a_call_to_an_ignored_host_has_no_subsegment_and_no_trace_header() {
+    let service = ScriptedService::start(vec![Some((200, vec![], "{}"))]).await;
+    let traced = Traced::new();
+    let interceptor = XRayInterceptor::new().ignore_host("LOCALHOST");
+    // Both endpoints reach the same service; only `localhost` is ignored.
+    let ignored = dynamodb_with(
+        &format!("http://localhost:{}", service.addr.port()),
+        interceptor.clone(),
+    );
+    let recorded = dynamodb_with(&service.endpoint(), interceptor);
+
+    let (segment, (a, b)) = traced
+        .run(async {
+            let a = ignored.list_tables().send().await;
+            let b = recorded.list_tables().send().await;
+            (a, b)
+        })
+        .await;
+
+    a.expect("the ignored call still works");
+    b.expect("the recorded call works");
+    assert_eq!(segment.subsegments.len(), 1, "{segment:#?}");
+    let sub = &segment.subsegments[0];
+    assert_eq!(aws_str(sub, "operation"), Some("ListTables"));
+    let headers = service.trace_headers();
+    assert_eq!(headers[0], None, "the ignored call carries no trace header");
+    assert!(headers[1]
+        .as_deref()
+        .is_some_and(|h| h.contains(&format!("Parent={}", sub.id))));
+}
+
+#[tokio::test]
+async fn a_call_matching_an_ignored_url_is_left_alone() {
+    let service = ScriptedService::start(vec![Some((200, vec![], "{}"))]).await;
+    let traced = Traced::new();
+    // DynamoDB's JSON protocol posts every operation to `/`.
+    let client = dynamodb_with(
+        &service.endpoint(),
+        XRayInterceptor::new().ignore(xray_aws_sdk::IgnoreRule::new().url("/").method("POST")),
+    );
+
+    let (segment, result) = traced.run(client.list_tables().send()).await;
+
+    result.unwrap();
+    assert!(segment.subsegments.is_empty(), "{segment:#?}");
+    assert_eq!(service.trace_headers(), vec![None]);
+}
+
+#[tokio::test]
+async fn calls_to_the_daemon_address_are_never_recorded() {
+    // An X-Ray (or any) client pointed at the daemon's TCP proxy: here the scripted service
+    // is the daemon's TCP address, the collector its UDP address.
+    let service = ScriptedService::start(vec![Some((200, vec![], "{}"))]).await;
+    let collector = xray_local::Collector::start().unwrap();
+    let recorder = xray_core::Recorder::builder()
+        .daemon_address(format!("tcp:{} udp:{}", service.addr, collector.addr()))
+        .sampler(xray_core::sampling::AlwaysSample)
+        .ignore_env()
+        .build()
+        .unwrap();
+    let traced = Traced {
+        collector,
+        recorder,
+    };
+    let client = dynamodb(&service.endpoint(), 1);
+
+    let (segment, result) = traced.run(client.list_tables().send()).await;
+
+    result.unwrap();
+    assert!(segment.subsegments.is_empty(), "{segment:#?}");
+    assert_eq!(service.trace_headers(), vec![None]);
+}
+
+/// A DynamoDB client whose credentials come from `command` (a credential process), so that
+/// the call stops before it is sent.
+fn dynamodb_with_credential_process(endpoint: &str, command: &str) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(&sdk_config(endpoint))
+        .credentials_provider(
+            aws_config::credential_process::CredentialProcessProvider::new(command.to_string()),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .interceptor(XRayInterceptor::new().ignore_host("*.example.com"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+#[tokio::test]
+async fn a_call_that_fails_before_it_is_sent_is_still_recorded() {
+    let service = ScriptedService::start(vec![Some((200, vec![], "{}"))]).await;
+    let traced = Traced::new();
+    let client = dynamodb_with_credential_process(&service.endpoint(), "false");
+
+    let (segment, result) = traced.run(client.list_tables().send()).await;
+
+    assert!(result.is_err(), "no credentials");
+    assert_eq!(segment.subsegments.len(), 1, "{segment:#?}");
+    let sub = &segment.subsegments[0];
+    assert_eq!(sub.name, "DynamoDB");
+    assert_eq!(aws_str(sub, "operation"), Some("ListTables"));
+    assert!(sub.fault && !sub.in_progress && sub.end_time.is_some());
+    assert!(sub.start_time <= sub.end_time.unwrap());
+    assert!(service.trace_headers().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_call_dropped_before_it_is_sent_ends_as_cancelled() {
+    let service = ScriptedService::start(vec![Some((200, vec![], "{}"))]).await;
+    let traced = Traced::new();
+    // Not killed when the call is dropped: keep it short.
+    let client = dynamodb_with_credential_process(&service.endpoint(), "sleep 2");
+
+    let (segment, timed_out) = traced
+        .run(async {
+            tokio::time::timeout(Duration::from_millis(300), client.list_tables().send())
+                .await
+                .is_err()
+        })
+        .await;
+
+    assert!(timed_out, "the credentials do not arrive in time");
+    assert_eq!(segment.subsegments.len(), 1, "{segment:#?}");
+    let sub = &segment.subsegments[0];
+    assert_eq!(aws_str(sub, "operation"), Some("ListTables"));
+    assert!(sub.error && !sub.fault && sub.end_time.is_some());
+    assert_eq!(exceptions(sub)[0].kind.as_deref(), Some("Cancelled"));
+    assert!(service.trace_headers().is_empty(), "nothing was sent");
+}

@@ -36,6 +36,51 @@
 //! assert_eq!(docs[0].subsegments[0].name, "price");
 //! # }
 //! ```
+//!
+//! # Work outside a request
+//!
+//! A scheduled job, a queue consumer loop or a CLI command has no request to hang a segment
+//! on. [`in_segment`] and [`in_segment_async`] run a closure or a future as a segment of its
+//! own, the Rust form of Python's `with xray_recorder.in_segment(name):`; [`try_in_segment`]
+//! and [`try_in_segment_async`] also record an `Err` as the cause. They use the process-wide
+//! recorder; the [`Recorder`] methods of the same names use yours. Each run is a new trace,
+//! sampled by the recorder's sampler with the segment's name as service name; the segment is
+//! current while the work runs, and ends exactly once: when the work returns, when it panics
+//! (`fault`, then the panic continues), or when its future is dropped before it finished
+//! (`error`, a `Cancelled` cause). See [`crate::lifecycle`] for the rules.
+//!
+//! ```
+//! # use xray_core::{emitter::MemoryEmitter, sampling::AlwaysSample, Recorder};
+//! # #[derive(Debug)] struct QueueError;
+//! # impl std::fmt::Display for QueueError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("queue unavailable") } }
+//! # impl std::error::Error for QueueError {}
+//! # async fn receive() -> Result<Vec<u32>, QueueError> { Err(QueueError) }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! # let emitter = MemoryEmitter::new();
+//! # let recorder = Recorder::builder().sampler(AlwaysSample).emitter(emitter.clone()).ignore_env().build().unwrap();
+//! // One pass of a consumer loop: a segment per batch.
+//! let batch = recorder
+//!     .try_in_segment_async("orders-consumer", async {
+//!         let messages = xray_core::try_capture_async("receive", receive()).await?;
+//!         for m in &messages {
+//!             xray_core::capture_async("handle", async move { m * 2 }).await;
+//!         }
+//!         Ok::<_, QueueError>(messages.len())
+//!     })
+//!     .await;
+//! assert!(batch.is_err());
+//! let doc = &emitter.documents()[0];
+//! assert!(doc.fault);                                  // the error is the segment's cause
+//! assert_eq!(doc.subsegments[0].name, "receive");
+//! # }
+//! ```
+//!
+//! A short-lived process should [`flush`](Recorder::flush) the recorder before it exits.
+//!
+//! Inside a segment, [`capture`] and [`capture_async`] run code as a subsegment;
+//! [`begin_subsegment`] begins one by hand and makes it current until its guard drops (on
+//! the same thread, and not across an `.await`: see its documentation).
 #![deny(missing_docs)]
 // One module sends datagrams through libc (`sendmmsg`, `sendmsg` with UDP segmentation
 // offload, `getsockopt`); its `unsafe` blocks carry their proofs (SECURITY.md §6).
@@ -67,7 +112,12 @@ pub use entity::{Entity, EntityGuard, EntityKind, Namespace};
 pub use header::{Sampled, TraceHeader};
 pub use id::{EntityId, TraceId};
 pub use plugins::RuntimeEnvironment;
-pub use recorder::capture::{capture, capture_async, try_capture, try_capture_async};
+pub use recorder::capture::{
+    begin_subsegment, capture, capture_async, try_capture, try_capture_async, SubsegmentGuard,
+};
+pub use recorder::in_segment::{
+    in_segment, in_segment_async, try_in_segment, try_in_segment_async, InSegment,
+};
 pub use recorder::{
     ConfigError, ContextMissing, IncomingSampled, Recorder, RecorderBuilder, SDK_NAME, SDK_VERSION,
 };
@@ -135,17 +185,6 @@ pub fn set_user(user: &str) {
 /// annotations.
 pub fn is_sampled() -> bool {
     current().is_some_and(|e| e.is_sampled())
-}
-
-/// Begins a subsegment of the current entity, ending when the returned guard drops.
-pub fn begin_subsegment(name: &str) -> Option<EntityGuard> {
-    match current() {
-        Some(e) => Some(e.begin_subsegment(name).guard()),
-        None => {
-            context_missing(name);
-            None
-        }
-    }
 }
 
 // The workspace README's code blocks need the adapters and frameworks, so they run as

@@ -14,7 +14,7 @@
 //! | abandoned mid-body (server) | drop after [`respond`](Exchange::respond) | `error`, the status kept | type `Cancelled` |
 //! | dropped before the response (server) | drop before [`respond`](Exchange::respond) | `error` | type `Cancelled` |
 //! | cancelled (call dropped by its caller) | drop before [`respond`](Exchange::respond) | `error` | type `Cancelled` |
-| work dropped before it finished ([`in_segment_async`](crate::in_segment_async)) | [`end`](Exchange::end) with [`Ending::DroppedUnfinished`] | `error` | type `Cancelled` |
+//! | work dropped before it finished ([`in_segment_async`](crate::in_segment_async)) | [`end`](Exchange::end) with [`Ending::DroppedUnfinished`] | `error` | type `Cancelled` |
 //!
 //! A client that goes away, an outer timeout, a caller that stops waiting for a call and a
 //! job whose future is dropped (a shutdown, a `select!`) are all the other side giving up,

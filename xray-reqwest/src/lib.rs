@@ -141,6 +141,25 @@
 //! # drop(middleware);
 //! ```
 //!
+//! # Ignored calls
+//!
+//! As Python's `add_ignored`, calls can be left alone: an ignored call goes out untouched,
+//! without a subsegment or a trace header. [`XRayMiddleware::ignore_host`] matches the host
+//! (without port), [`XRayMiddleware::ignore_url`] the path (without the query string), and
+//! [`XRayMiddleware::ignore`] takes a whole [`IgnoreRule`] (host, path and method, all of which
+//! must match); `*` and `?` are wildcards and case is ignored. Calls to the recorder's daemon
+//! address are never recorded. The rules are [`xray_core::http::IgnoreRules`], shared with
+//! `xray-tower` and `xray-aws-sdk`.
+//!
+//! ```
+//! use xray_reqwest::XRayMiddleware;
+//!
+//! let middleware = XRayMiddleware::new()
+//!     .ignore_host("*.internal")
+//!     .ignore_url("/health*");
+//! # drop(middleware);
+//! ```
+//!
 //! # Versions
 //!
 //! This crate works with reqwest-middleware 0.5, which uses reqwest 0.13. It depends on reqwest
@@ -154,7 +173,7 @@ mod failure;
 mod middleware;
 
 pub use middleware::XRayMiddleware;
-pub use xray_core::http::Parent;
+pub use xray_core::http::{IgnoreRule, Parent};
 
 /// The recorder this crate records with, re-exported so that versions always match.
 pub use xray_core;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
-use xray_core::http::{begin_outbound, content_length, OutboundOptions, Parent};
+use xray_core::http::{begin_outbound, content_length, IgnoreRule, OutboundOptions, Parent};
 
 use crate::failure::record_failure;
 
@@ -116,6 +116,39 @@ impl XRayMiddleware {
         self
     }
 
+    /// Leaves calls to hosts matching `pattern` alone (Python's `add_ignored(hostname=...)`):
+    /// no subsegment, no trace header. The host is matched without the port; `*` and `?`
+    /// are wildcards and case is ignored.
+    ///
+    /// ```
+    /// use xray_reqwest::XRayMiddleware;
+    ///
+    /// let middleware = XRayMiddleware::new()
+    ///     .ignore_host("*.internal")
+    ///     .ignore_url("/health*");
+    /// # drop(middleware);
+    /// ```
+    ///
+    /// Calls to the recorder's daemon address are never recorded, with or without rules.
+    pub fn ignore_host(self, pattern: impl Into<String>) -> Self {
+        self.ignore(IgnoreRule::new().host(pattern))
+    }
+
+    /// Leaves calls whose URL path matches `pattern` alone (Python's
+    /// `add_ignored(urls=[...])`, with wildcards): no subsegment, no trace header. The path is
+    /// matched without the query string.
+    pub fn ignore_url(self, pattern: impl Into<String>) -> Self {
+        self.ignore(IgnoreRule::new().url(pattern))
+    }
+
+    /// Leaves calls matching every part of `rule` alone, e.g.
+    /// `IgnoreRule::new().host("api.example.com").url("/ping").method("GET")`. See
+    /// [`xray_core::http::IgnoreRules`] for the matching rules.
+    pub fn ignore(mut self, rule: IgnoreRule) -> Self {
+        self.options.ignore.push(rule);
+        self
+    }
+
     fn options_for(&self, req: &Request) -> std::borrow::Cow<'_, OutboundOptions> {
         let name = match &self.naming {
             Naming::Host => return std::borrow::Cow::Borrowed(&self.options),
@@ -138,8 +171,9 @@ impl Middleware for XRayMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let parent = extensions.get::<Parent>().map(|p| p.0.clone());
-        // Without a parent or a current entity the call goes out untouched; `begin_outbound`
-        // reports the missing context (never failing the call, even under RUNTIME_ERROR).
+        // An ignored call, or one without a parent or a current entity, goes out untouched;
+        // `begin_outbound` reports a missing context (never failing the call, even under
+        // RUNTIME_ERROR).
         let options = self.options_for(&req);
         let Some(mut call) =
             begin_outbound(parent, req.method().as_str(), req.url().as_str(), &options)

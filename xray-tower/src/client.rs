@@ -11,13 +11,17 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
-use xray_core::http::{begin_outbound, content_length, OutboundCall, OutboundOptions, Parent};
+use xray_core::http::{
+    begin_outbound, content_length, IgnoreRule, OutboundCall, OutboundOptions, Parent,
+};
 
 /// A [`Layer`] for HTTP clients: records each outbound call as a `remote` subsegment of the
 /// current entity and sends the trace header along.
 ///
 /// The parent is the [`Parent`] in the request's extensions when there is one, else the
-/// current entity ([`xray_core::current`]). Without either the request goes out untouched.
+/// current entity ([`xray_core::current`]). Without either the request goes out untouched, as
+/// does a call that is [ignored](XRayClientLayer::ignore_host) or goes to the recorder's
+/// daemon.
 /// The subsegment is named after the URL's host and ends when the response head arrives
 /// (`http.response.status`, `content_length`, and the flags the status implies), with
 /// `fault` and the error as cause when the call fails, or with `error` and a `Cancelled`
@@ -78,6 +82,36 @@ impl XRayClientLayer {
     /// continues the trace. Off by default.
     pub fn send_w3c(mut self, yes: bool) -> Self {
         Arc::make_mut(&mut self.options).send_w3c = yes;
+        self
+    }
+
+    /// Leaves calls to hosts matching `pattern` alone (Python's `add_ignored(hostname=...)`):
+    /// no subsegment, no trace header. The host is matched without the port; `*` and `?`
+    /// are wildcards and case is ignored. Calls to the recorder's daemon address are never
+    /// recorded, with or without rules.
+    ///
+    /// ```
+    /// let layer = xray_tower::XRayClientLayer::new()
+    ///     .ignore_host("*.internal")
+    ///     .ignore_url("/health*");
+    /// # drop(layer);
+    /// ```
+    pub fn ignore_host(self, pattern: impl Into<String>) -> Self {
+        self.ignore(IgnoreRule::new().host(pattern))
+    }
+
+    /// Leaves calls whose URL path matches `pattern` alone (Python's
+    /// `add_ignored(urls=[...])`, with wildcards): no subsegment, no trace header. The path is
+    /// matched without the query string.
+    pub fn ignore_url(self, pattern: impl Into<String>) -> Self {
+        self.ignore(IgnoreRule::new().url(pattern))
+    }
+
+    /// Leaves calls matching every part of `rule` alone, e.g.
+    /// `IgnoreRule::new().host("api.example.com").url("/ping").method("GET")`. See
+    /// [`xray_core::http::IgnoreRules`] for the matching rules.
+    pub fn ignore(mut self, rule: IgnoreRule) -> Self {
+        Arc::make_mut(&mut self.options).ignore.push(rule);
         self
     }
 }

@@ -158,7 +158,10 @@
 //!
 //! [`XRayClientLayer`] does the client side for tower and hyper-util clients: a `remote`
 //! subsegment per call under the current entity and the trace header on the request. It uses
-//! the same mapping as `xray-reqwest` (from [`xray_core::http`]).
+//! the same mapping as `xray-reqwest` (from [`xray_core::http`]). Calls can be left alone, as
+//! Python's `add_ignored` does, with [`XRayClientLayer::ignore_host`],
+//! [`XRayClientLayer::ignore_url`] and [`XRayClientLayer::ignore`] (no subsegment, no trace
+//! header); calls to the recorder's daemon address are never recorded.
 //!
 //! [`Recorder::global`]: xray_core::Recorder::global
 #![deny(missing_docs)]
@@ -188,6 +191,7 @@ pub use on_request::OnRequest;
 pub use on_response::OnResponse;
 pub use service::{segment, XRay};
 pub use xray_core;
+pub use xray_core::http::IgnoreRule;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

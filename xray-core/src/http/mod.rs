@@ -14,6 +14,15 @@
 //! (with `x_forwarded_for: true`), else the peer address. Clients record the URL without user
 //! info, with the query unless [`OutboundOptions::record_query`] is off.
 //!
+//! # Ignored calls
+//!
+//! Client adapters can be told to leave some calls alone, as Python's `add_ignored` does:
+//! [`IgnoreRules`] in [`OutboundOptions::ignore`] match the host (without port), the URL path
+//! and the method with `*` and `?` wildcards, and a matching call goes out untouched, without
+//! a subsegment or a trace header. Calls to the recorder's own daemon address are never
+//! recorded ([`is_daemon_url`]). Each adapter offers the same builders: `ignore_host`,
+//! `ignore_url` and `ignore` (a whole [`IgnoreRule`]).
+//!
 //! # W3C Trace Context
 //!
 //! Off by default. With [`ServerTracing::accept_w3c`], a request that carries no usable
@@ -27,11 +36,13 @@
 //!
 //! [`Exchange`]: crate::lifecycle::Exchange
 
+mod ignore;
 mod incoming;
 mod outbound;
 mod server;
 mod url;
 
+pub use ignore::{is_daemon_url, IgnoreRule, IgnoreRules};
 pub use incoming::IncomingRequest;
 pub use outbound::{begin_outbound, OutboundCall, OutboundHeaders, OutboundOptions, Parent};
 pub use server::ServerTracing;

@@ -6,7 +6,9 @@ use crate::context;
 use crate::document::{Exception, HttpRequest};
 use crate::entity::{Entity, Namespace};
 use crate::lifecycle::Exchange;
+use crate::recorder::Recorder;
 
+use super::ignore::{is_daemon_url, IgnoreRules};
 use super::url::{strip_query, strip_userinfo, url_host};
 
 const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static(crate::header::HEADER_NAME);
@@ -26,6 +28,10 @@ pub struct OutboundOptions {
     /// official SDKs). When off, a caller's `X-Amzn-Trace-Id` is sent as written and the
     /// subsegment does not claim the callee is traced.
     pub overwrite_header: bool,
+    /// Calls that are left alone (Python's `add_ignored`): no subsegment, no trace header.
+    /// Empty by default. Calls to the recorder's daemon are left alone whatever the rules
+    /// say; see [`IgnoreRules`].
+    pub ignore: IgnoreRules,
 }
 
 impl Default for OutboundOptions {
@@ -35,7 +41,18 @@ impl Default for OutboundOptions {
             record_query: true,
             send_w3c: false,
             overwrite_header: true,
+            ignore: IgnoreRules::new(),
         }
+    }
+}
+
+impl OutboundOptions {
+    /// Whether a call is left alone: it matches one of the [`ignore`](Self::ignore) rules,
+    /// or it goes to `recorder`'s daemon ([`is_daemon_url`]). [`begin_outbound`] asks this
+    /// itself; an adapter that begins its subsegments some other way (the AWS SDK
+    /// interceptor) asks it once the URL is known.
+    pub fn ignores(&self, recorder: &Recorder, method: &str, url: &str) -> bool {
+        self.ignore.matches(method, url) || is_daemon_url(recorder.daemon_address(), url)
     }
 }
 
@@ -227,22 +244,37 @@ impl OutboundCall {
 }
 
 /// Begins a `remote` subsegment for an outbound HTTP call under `parent`, else the current
-/// entity. Returns `None` when there is neither: the call then goes out untouched, and the
-/// recorder's context-missing strategy decides what is logged (it never panics here, even
-/// under `RUNTIME_ERROR`: tracing must not fail the call).
+/// entity. Returns `None` when the call is to be left alone: the adapter then sends it
+/// untouched, without a trace header. That is the case
+///
+/// - when the call is ignored ([`OutboundOptions::ignores`]: it matches one of the options'
+///   [`ignore`](OutboundOptions::ignore) rules, or goes to the daemon of the recorder that
+///   would record it);
+/// - when there is neither a parent nor a current entity; the recorder's context-missing
+///   strategy then decides what is logged (it never panics here, even under
+///   `RUNTIME_ERROR`: tracing must not fail the call).
 pub fn begin_outbound(
     parent: Option<Entity>,
     method: &str,
     url: &str,
     options: &OutboundOptions,
 ) -> Option<OutboundCall> {
+    if options.ignore.matches(method, url) {
+        return None;
+    }
     let parent = match parent.or_else(context::current) {
         Some(p) => p,
         None => {
-            crate::report_missing_context("outbound HTTP call");
+            // A call to the daemon is never recorded, so nothing is missing.
+            if !is_daemon_url(Recorder::global().daemon_address(), url) {
+                crate::report_missing_context("outbound HTTP call");
+            }
             return None;
         }
     };
+    if is_daemon_url(parent.recorder().daemon_address(), url) {
+        return None;
+    }
     let name = options
         .name
         .as_deref()

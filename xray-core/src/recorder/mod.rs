@@ -7,12 +7,15 @@
 //!   environment variables;
 //! - `config`: the settings users choose ([`ContextMissing`], [`IncomingSampled`]);
 //! - [`context`]: the current entity, carried across `.await`;
-//! - `capture`: running a closure or future as a subsegment.
+//! - `capture`: running a closure or future as a subsegment;
+//! - `in_segment`: running work outside any request (a job, a consumer loop, a command) as a
+//!   segment of its own.
 
 mod builder;
 pub(crate) mod capture;
 mod config;
 pub mod context;
+pub(crate) mod in_segment;
 
 pub use builder::RecorderBuilder;
 pub use config::{ConfigError, ContextMissing, IncomingSampled};
