@@ -42,7 +42,8 @@ pub struct ServiceArgs {
     #[arg(long, value_name = "PATTERN")]
     pub dynamic_naming: Option<String>,
 
-    /// X-Ray sampling rules file (JSON, v1 or v2)
+    /// Local sampling rules file (JSON, v1 or v2): decides until the daemon's centralized
+    /// rules arrive, and whenever the daemon cannot be reached
     #[arg(long, value_name = "FILE")]
     pub sampling_rules: Option<PathBuf>,
 }

@@ -54,7 +54,9 @@ pub fn recorder(args: &ServiceArgs, service_name: &str) -> Result<Recorder, Setu
                 path: path.clone(),
                 source,
             })?;
-        builder = builder.sampler(sampler);
+        // The file's rules are the local fallback of centralized sampling: they decide until
+        // the daemon's sampling API answers, and whenever it cannot be reached.
+        builder = builder.fallback_rules(sampler);
     }
     let recorder = builder.build()?;
     if Recorder::set_global(recorder.clone()).is_err() {

@@ -247,6 +247,73 @@ pub async fn sampling_rules_file_decides(bin: &str) {
     assert!(docs.is_empty(), "unsampled requests were sent: {docs:?}");
 }
 
+pub async fn rules_served_by_the_daemon_decide_over_the_local_file(bin: &str) {
+    // The daemon's sampling API (served by the collector on the daemon address's TCP side)
+    // samples `/work/*` always and nothing else; the local file samples nothing.
+    const SERVED: &str = r#"{"version": 2, "rules": [{"description": "work", "host": "*",
+        "http_method": "*", "url_path": "/work/*", "fixed_target": 0, "rate": 1.0}],
+        "default": {"fixed_target": 0, "rate": 0.0}}"#;
+    let svc = Service::start_with(
+        bin,
+        Options {
+            rules: SAMPLE_NONE,
+            served_rules: Some(SERVED),
+            ..Options::default()
+        },
+    );
+    // The service starts at once and fetches the rules in the background: within seconds a
+    // request the served rule matches is sampled, which the local file alone never does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let trace = loop {
+        let (status, _, id) = svc.get("/work/1").await;
+        assert_eq!(status, 200);
+        let id = id.expect("the response names the trace");
+        if let Some(trace) = svc
+            .collector
+            .wait_for_trace_id(id, Duration::from_millis(300))
+        {
+            break trace;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rule served by the daemon never decided"
+        );
+    };
+    assert_eq!(
+        segment(&trace)
+            .http
+            .request
+            .as_ref()
+            .unwrap()
+            .url
+            .as_deref()
+            .map(|u| u.ends_with("/work/1")),
+        Some(true)
+    );
+    // A path no served rule matches falls to the served default rule: never sampled.
+    for _ in 0..3 {
+        let (status, _, id) = svc.get("/").await;
+        assert_eq!(status, 200);
+        assert!(
+            svc.collector
+                .wait_for_trace_id(id.unwrap(), Duration::from_millis(200))
+                .is_none(),
+            "GET / was sampled"
+        );
+    }
+    // The service reported its statistics for the served rule under its client id.
+    let api = svc.collector.sampling_api().expect("served");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !api.statistics().iter().any(|s| s["RuleName"] == "local-1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no statistics reported: {:?}",
+            api.statistics()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub fn sigterm_stops_the_service_cleanly_after_flushing(bin: &str) {
     let mut svc = Service::start(bin);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -330,6 +397,10 @@ macro_rules! route_contract {
             #[tokio::test]
             async fn sampling_rules_file_decides() {
                 super::sampling_rules_file_decides(BIN).await
+            }
+            #[tokio::test]
+            async fn rules_served_by_the_daemon_decide_over_the_local_file() {
+                super::rules_served_by_the_daemon_decide_over_the_local_file(BIN).await
             }
             #[test]
             fn sigterm_stops_the_service_cleanly_after_flushing() {

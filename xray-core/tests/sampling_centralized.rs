@@ -631,3 +631,100 @@ fn shutting_down_the_recorder_stops_the_poller() {
         "no poll after shutdown"
     );
 }
+
+#[test]
+fn a_recorder_without_a_sampler_follows_the_daemons_rules() {
+    let d = FakeDaemon::start();
+    d.on_rules(|_| {
+        Reply::Json(
+            200,
+            rules_page(vec![
+                rule("Default", 10000, 0.0, 0, "*"),
+                rule("api", 1, 1.0, 0, "/api/*"),
+            ]),
+        )
+    });
+    let recorder = xray_core::Recorder::builder()
+        .daemon_address(format!("127.0.0.1:{}", d.port))
+        .emitter(xray_core::emitter::MemoryEmitter::new())
+        // The local rules sample everything: only the daemon's rules can say no.
+        .fallback_rules(LocalSampler::new(0, 1.0))
+        .ignore_env()
+        .build()
+        .unwrap();
+    let sampler = recorder.sampler().clone();
+    // The fallback's own default rule is also called "Default": wait for the daemon's "api".
+    wait_until("the daemon's rules", Duration::from_secs(5), || {
+        sampler.should_sample(&path("/api/x")).rule_name.as_deref() == Some("api")
+    });
+    let count = |p: &str| {
+        (0..20)
+            .filter(|_| sampler.should_sample(&path(p)).sampled)
+            .count()
+    };
+    assert_eq!(count("/api/x"), 20);
+    // The Default rule's rate is 0; before X-Ray grants a quota a rule may borrow one request
+    // a second, so at most one or two of these (across a second's edge).
+    assert!(count("/other") <= 2);
+    assert!(!d.calls("/GetSamplingRules").is_empty());
+    recorder.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn a_disabled_recorder_does_not_poll() {
+    let d = FakeDaemon::start();
+    let recorder = xray_core::Recorder::builder()
+        .daemon_address(format!("127.0.0.1:{}", d.port))
+        .enabled(false)
+        .ignore_env()
+        .build()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.calls("/GetSamplingRules").is_empty());
+    drop(recorder);
+}
+
+/// Counts `WARN` events, from every thread.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.0
+                .lock()
+                .unwrap()
+                .push(event.metadata().target().to_string());
+        }
+    }
+}
+
+#[test]
+fn an_absent_daemon_costs_one_warning_not_one_per_poll() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(warnings.clone());
+    // A port where nothing listens.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let daemon = DaemonAddress::parse(&closed.to_string()).unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let s =
+            CentralizedSampler::new(&daemon, fallback()).with_timeout(Duration::from_millis(200));
+        for _ in 0..5 {
+            assert!(!s.refresh_rules_now());
+            s.report_now();
+            // Deciding still works, from the fallback, and never waits on the daemon.
+            let _ = s.should_sample(&path("/x"));
+        }
+        assert_eq!(s.status().rule_failures, 5);
+    });
+    assert_eq!(
+        warnings.0.lock().unwrap().len(),
+        1,
+        "{:?}",
+        warnings.0.lock().unwrap()
+    );
+}

@@ -118,7 +118,10 @@ pub struct Service {
 
 /// Options for [`Service::start_with`].
 pub struct Options<'a> {
+    /// The service's `--sampling-rules` file (its local fallback).
     pub rules: &'a str,
+    /// Rules the collector serves as the daemon's sampling API (local-file format), if any.
+    pub served_rules: Option<&'a str>,
     pub args: &'a [&'a str],
     pub env: &'a [(&'a str, &'a str)],
 }
@@ -127,6 +130,7 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Self {
             rules: SAMPLE_ALL,
+            served_rules: None,
             args: &[],
             env: &[],
         }
@@ -156,7 +160,15 @@ impl Service {
     }
 
     pub fn start_with(bin: &str, opts: Options<'_>) -> Self {
-        let collector = Collector::start().expect("collector");
+        let collector = match opts.served_rules {
+            Some(rules) => Collector::builder()
+                .sampling_rules(
+                    xray_core::sampling::LocalRules::from_json(rules).expect("served rules"),
+                )
+                .start(),
+            None => Collector::start(),
+        }
+        .expect("collector");
         let dir = TempDir::new();
         let rules = dir.file("rules.json", opts.rules);
         let mut cmd = command(bin, &collector);

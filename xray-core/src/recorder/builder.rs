@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::daemon::DaemonAddress;
 use crate::emitter::{Emitter, NoopEmitter, UdpEmitter};
 use crate::plugins::RuntimeEnvironment;
-use crate::sampling::{LocalSampler, Sampler};
+use crate::sampling::{CentralizedSampler, LocalSampler, Sampler};
 
 use super::{ConfigError, ContextMissing, IncomingSampled, Inner, Recorder, SDK_NAME, SDK_VERSION};
 
@@ -22,6 +22,7 @@ pub struct RecorderBuilder {
     service_version: Option<String>,
     daemon_address: Option<String>,
     sampler: Option<Arc<dyn Sampler>>,
+    fallback_rules: Option<LocalSampler>,
     emitter: Option<Arc<dyn Emitter>>,
     context_missing: Option<ContextMissing>,
     incoming_sampled: IncomingSampled,
@@ -75,9 +76,21 @@ impl RecorderBuilder {
         self
     }
 
-    /// The sampler (default: [`LocalSampler::default`]).
+    /// The sampler, replacing the default: centralized sampling, as in the official SDKs (a
+    /// [`CentralizedSampler`] polling the daemon's TCP address, deciding with the
+    /// [`fallback_rules`](Self::fallback_rules) until the daemon answers and whenever it
+    /// cannot be reached). Give a [`LocalSampler`] here to keep decisions local.
     pub fn sampler(mut self, sampler: impl Sampler) -> Self {
         self.sampler = Some(Arc::new(sampler));
+        self
+    }
+
+    /// The local rules of the default centralized sampler: they decide until the daemon's
+    /// sampling API first answers, and whenever it cannot be reached (default: the X-Ray
+    /// default rule, 1 request per second then 5 %). Ignored when [`sampler`](Self::sampler)
+    /// is given.
+    pub fn fallback_rules(mut self, rules: LocalSampler) -> Self {
+        self.fallback_rules = Some(rules);
         self
     }
 
@@ -196,9 +209,21 @@ impl RecorderBuilder {
             (true, Some(e)) => e,
             (true, None) => Arc::new(UdpEmitter::new(&daemon)),
         };
-        let sampler = self
-            .sampler
-            .unwrap_or_else(|| Arc::new(LocalSampler::default()));
+        let sampler: Arc<dyn Sampler> = match self.sampler {
+            Some(s) => s,
+            None => {
+                let fallback = self.fallback_rules.unwrap_or_default();
+                if enabled {
+                    // No delay at start: the fallback decides until the first rules arrive;
+                    // the poller stops when the recorder is shut down or dropped.
+                    let centralized = CentralizedSampler::new(&daemon, fallback);
+                    centralized.start();
+                    Arc::new(centralized)
+                } else {
+                    Arc::new(fallback)
+                }
+            }
+        };
         let mut service_block = Map::new();
         if let Some(v) = self.service_version {
             service_block.insert("version".into(), Value::String(v));

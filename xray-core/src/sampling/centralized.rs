@@ -79,6 +79,9 @@ struct Shared {
     last_fetch: Mutex<Option<Timestamp>>,
     stop: Mutex<bool>,
     wake: Condvar,
+    /// The last call to the daemon failed: further failures are logged at debug level only,
+    /// so an absent daemon costs one warning, not one per poll.
+    failing: std::sync::atomic::AtomicBool,
     rule_fetches: AtomicU64,
     rule_failures: AtomicU64,
     target_fetches: AtomicU64,
@@ -153,6 +156,7 @@ impl CentralizedSampler {
                 last_fetch: Mutex::new(None),
                 stop: Mutex::new(false),
                 wake: Condvar::new(),
+                failing: std::sync::atomic::AtomicBool::new(false),
                 rule_fetches: AtomicU64::new(0),
                 rule_failures: AtomicU64::new(0),
                 target_fetches: AtomicU64::new(0),
@@ -426,6 +430,27 @@ impl Shared {
         }
     }
 
+    /// Logs a failed call: a warning for the first of a run of failures, debug after that.
+    fn failed(&self, what: &str, error: &str) {
+        if self.failing.swap(true, Ordering::Relaxed) {
+            tracing::debug!(error, "{what}");
+        } else {
+            tracing::warn!(
+                error,
+                daemon = %self.config.daemon,
+                "{what} (local sampling decides while the daemon cannot be reached; \
+                 later failures are logged at debug level)"
+            );
+        }
+    }
+
+    /// The daemon answered: the next failure is worth a warning again.
+    fn answered(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!(daemon = %self.config.daemon, "the X-Ray daemon's sampling API answers again");
+        }
+    }
+
     fn call(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, String> {
         let r = post_json(&self.config.daemon, path, body, self.config.timeout)
             .map_err(|e| e.to_string())?;
@@ -449,7 +474,10 @@ impl Shared {
                 Ok(p) => p,
                 Err(e) => {
                     self.rule_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "cannot fetch X-Ray sampling rules; keeping the current ones");
+                    self.failed(
+                        "cannot fetch X-Ray sampling rules; keeping the current ones",
+                        &e,
+                    );
                     return false;
                 }
             };
@@ -468,9 +496,13 @@ impl Shared {
         }
         if defs.is_empty() {
             self.rule_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("the daemon returned no usable sampling rule; keeping the current ones");
+            self.failed(
+                "the daemon returned no usable sampling rule; keeping the current ones",
+                "no rule with version 1 and resource ARN *",
+            );
             return false;
         }
+        self.answered();
         {
             let mut g = self.rules.write().unwrap_or_else(|p| p.into_inner());
             let set = Arc::new(RuleSet::new(defs, &g.1));
@@ -501,6 +533,7 @@ impl Shared {
             match answer {
                 Ok(a) => {
                     self.target_fetches.fetch_add(1, Ordering::Relaxed);
+                    self.answered();
                     set.apply_targets(&a.targets);
                     if a.unprocessed > 0 {
                         tracing::warn!(
@@ -516,7 +549,10 @@ impl Shared {
                 }
                 Err(e) => {
                     self.target_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "cannot report X-Ray sampling statistics; keeping the current targets");
+                    self.failed(
+                        "cannot report X-Ray sampling statistics; keeping the current targets",
+                        &e,
+                    );
                     for (rule, doc) in chunk {
                         restore_statistics(rule, doc);
                     }
