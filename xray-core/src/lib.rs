@@ -100,7 +100,7 @@ pub mod plugins;
 pub mod sampling;
 pub mod sqs;
 
-pub use model::{annotation, document, header, id, naming, time, w3c};
+pub use model::{annotation, document, header, id, naming, stack, time, w3c};
 pub use recorder::context;
 
 use model::{entity, json};

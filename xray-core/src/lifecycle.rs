@@ -78,10 +78,24 @@ impl Ending<'_> {
                 entity.add_exceptions(exceptions, !client_error);
             }
             Ending::Panicked(payload) => {
-                let exception = match payload {
-                    Some(p) => Exception::from_panic(p),
-                    None => Exception::new("the code running in this entity panicked", "panic"),
+                let (mut exception, message) = match payload {
+                    Some(p) => (
+                        Exception::from_panic(p),
+                        p.downcast_ref::<&'static str>()
+                            .copied()
+                            .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
+                    ),
+                    None => (
+                        Exception::new("the code running in this entity panicked", "panic"),
+                        None,
+                    ),
                 };
+                // Where it panicked: the file and line, and more frames when backtraces are on.
+                crate::recorder::panics::add_frames(
+                    &mut exception,
+                    message,
+                    entity.recorder().max_stack_frames(),
+                );
                 entity.add_exceptions(vec![exception], true);
             }
             Ending::AbandonedMidBody => {

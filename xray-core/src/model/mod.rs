@@ -4,6 +4,7 @@
 //! - [`id`] and [`time`]: trace and entity ids, timestamps;
 //! - [`document`] (written by `json`): the segment documents sent to the daemon;
 //! - [`annotation`] and [`naming`]: what X-Ray accepts as annotations and names;
+//! - [`stack`]: stack frames for causes, from panics and captured backtraces;
 //! - `entity`: live segments and subsegments being recorded, the handles handlers hold.
 //!
 //! Nothing here does I/O or knows about web frameworks; the recorder, sampling and the
@@ -16,5 +17,6 @@ pub mod header;
 pub mod id;
 pub(crate) mod json;
 pub mod naming;
+pub mod stack;
 pub mod time;
 pub mod w3c;

@@ -23,6 +23,7 @@ pub struct RecorderBuilder {
     daemon_address: Option<String>,
     sampler: Option<Arc<dyn Sampler>>,
     fallback_rules: Option<LocalSampler>,
+    max_stack_frames: Option<usize>,
     emitter: Option<Arc<dyn Emitter>>,
     context_missing: Option<ContextMissing>,
     incoming_sampled: IncomingSampled,
@@ -91,6 +92,15 @@ impl RecorderBuilder {
     /// is given.
     pub fn fallback_rules(mut self, rules: LocalSampler) -> Self {
         self.fallback_rules = Some(rules);
+        self
+    }
+
+    /// How many stack frames a recorded panic or backtrace keeps per exception (default 10,
+    /// as Python's `max_trace_back`; 0 records none). Panics always give their file and line;
+    /// further frames come from backtraces, captured only when `RUST_BACKTRACE` or
+    /// `RUST_LIB_BACKTRACE` enables them.
+    pub fn max_stack_frames(mut self, n: usize) -> Self {
+        self.max_stack_frames = Some(n);
         self
     }
 
@@ -233,10 +243,16 @@ impl RecorderBuilder {
             "runtime_version".into(),
             Value::String(env!("XRAY_RUSTC_VERSION").into()),
         );
+        if enabled && self.max_stack_frames != Some(0) {
+            super::panics::install_hook();
+        }
         let recorder = Recorder {
             inner: Arc::new(Inner {
                 service_name,
                 name_override,
+                max_stack_frames: self
+                    .max_stack_frames
+                    .unwrap_or(crate::stack::DEFAULT_MAX_FRAMES),
                 enabled,
                 sampler,
                 emitter,

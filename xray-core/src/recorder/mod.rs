@@ -16,6 +16,7 @@ pub(crate) mod capture;
 mod config;
 pub mod context;
 pub(crate) mod in_segment;
+pub(crate) mod panics;
 
 pub use builder::RecorderBuilder;
 pub use config::{ConfigError, ContextMissing, IncomingSampled};
@@ -55,6 +56,8 @@ struct Inner {
     service_name: String,
     /// `AWS_XRAY_TRACING_NAME`, read once here for every name chosen in code.
     name_override: Option<String>,
+    /// Frames kept per exception for panics and backtraces.
+    max_stack_frames: usize,
     enabled: bool,
     sampler: Arc<dyn Sampler>,
     emitter: Arc<dyn Emitter>,
@@ -135,6 +138,11 @@ impl Recorder {
     /// segment names given in code.
     pub fn tracing_name_override(&self) -> Option<&str> {
         self.inner.name_override.as_deref()
+    }
+
+    /// How many stack frames recorded panics and backtraces keep per exception.
+    pub fn max_stack_frames(&self) -> usize {
+        self.inner.max_stack_frames
     }
 
     /// False when the SDK is disabled (`AWS_XRAY_SDK_ENABLED=false`).

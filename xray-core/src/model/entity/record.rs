@@ -201,11 +201,32 @@ impl Entity {
     }
 
     /// Records a panic caught with `catch_unwind`: `fault` and a cause of type `panic` with the
-    /// panic's message.
+    /// panic's message, file and line (and more frames when backtraces are enabled).
     pub fn add_panic(&self, payload: &(dyn std::any::Any + Send)) {
         if self.sampled {
-            self.add_exceptions(vec![Exception::from_panic(payload)], true);
+            crate::lifecycle::Ending::Panicked(Some(payload)).apply(self);
         }
+    }
+
+    /// Like [`add_error`](Self::add_error), with the frames of a backtrace captured where the
+    /// error arose (at most [`Recorder::max_stack_frames`](crate::Recorder::max_stack_frames),
+    /// on the first exception). With `anyhow`: `entity.add_error_with_backtrace(&*err,
+    /// err.backtrace())`. A backtrace that was not captured (backtraces are off unless
+    /// `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` enables them) adds no frames.
+    pub fn add_error_with_backtrace(
+        &self,
+        err: &(dyn std::error::Error + 'static),
+        backtrace: &std::backtrace::Backtrace,
+    ) {
+        if !self.sampled {
+            return;
+        }
+        let mut exceptions = exceptions_from_error(err, &type_label(err));
+        if let Some(first) = exceptions.first_mut() {
+            let done = std::mem::take(first);
+            *first = done.with_backtrace(backtrace, self.recorder().max_stack_frames());
+        }
+        self.add_exceptions(exceptions, true);
     }
 
     /// Adds exceptions to this entity's cause; with `fault`, also sets the fault flag.
@@ -256,6 +277,11 @@ impl Entity {
     pub fn add_precursor_id(&self, id: EntityId) {
         self.with_document(|d| d.precursor_ids.push(id));
     }
+}
+
+/// A type name for an error known only as a trait object: the leading name of its `Debug`.
+fn type_label(err: &(dyn std::error::Error + 'static)) -> String {
+    crate::document::type_name_from_debug(err).unwrap_or_else(|| "Error".to_string())
 }
 
 /// Deepest metadata value kept (the document adds two levels above it).
