@@ -168,26 +168,25 @@ where
 
 /// Describes an actix request (http 0.2 types) with the plain strings xray-core expects.
 fn incoming(req: &ServiceRequest) -> IncomingRequest<'_> {
-    let headers = req.headers();
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let uri = req.uri();
-    IncomingRequest {
+    let mut incoming = IncomingRequest {
         method: req.method().as_str(),
         scheme: if req.app_config().secure() {
             Some("https")
         } else {
             uri.scheme_str()
         },
-        host: text("host").or_else(|| uri.authority().map(|a| a.as_str())),
         path_and_query: uri.path_and_query().map_or("/", |p| p.as_str()),
-        user_agent: text("user-agent"),
-        x_forwarded_for: text("x-forwarded-for"),
-        x_forwarded_proto: text("x-forwarded-proto"),
         peer_ip: req.peer_addr().map(|a| a.ip()),
-        trace_header: headers
-            .get(xray_core::header::HEADER_NAME)
-            .map(|v| v.as_bytes()),
-        traceparent: text(xray_core::w3c::TRACEPARENT),
-        tracestate: text(xray_core::w3c::TRACESTATE),
+        ..IncomingRequest::default()
+    };
+    incoming.read_headers(
+        req.headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    );
+    if incoming.host.is_none() {
+        incoming.host = uri.authority().map(|a| a.as_str());
     }
+    incoming
 }

@@ -61,37 +61,48 @@ impl<'a> IncomingRequest<'a> {
             traceparent: None,
             tracestate: None,
         };
-        // One pass over the headers, matching names by their text: a lookup per header of
-        // interest hashes the name each time and cost several times more than this loop.
-        // Header maps keep names lowercase. The first value of a repeated header wins, as
-        // with `HeaderMap::get`.
-        let text = |v: &'a http::HeaderValue| v.to_str().ok();
-        for (name, value) in headers {
-            let slot = match name.as_str() {
-                "host" => &mut req.host,
-                "user-agent" => &mut req.user_agent,
-                "x-forwarded-for" => &mut req.x_forwarded_for,
-                "x-forwarded-proto" => &mut req.x_forwarded_proto,
-                "traceparent" => &mut req.traceparent,
-                "tracestate" => &mut req.tracestate,
-                crate::header::HEADER_NAME => {
-                    if req.trace_header.is_none() {
-                        req.trace_header = Some(value.as_bytes());
-                    }
-                    continue;
-                }
-                _ => continue,
-            };
-            if slot.is_none() {
-                *slot = text(value);
-            }
-        }
+        req.read_headers(
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        );
         // Without a Host header the request target's authority is the host; it may carry
         // `user:password@`, which is never recorded.
         if req.host.is_none() {
             req.host = uri.authority().map(|a| after_userinfo(a.as_str()));
         }
         req
+    }
+
+    /// Fills the header fields from `(lower-case name, value)` pairs, in one pass: a lookup
+    /// per header of interest hashes the name each time and costs several times more. The
+    /// first value of a repeated header wins; values that are not visible ASCII text are
+    /// ignored (as `http::HeaderValue::to_str` would refuse them), except the trace header,
+    /// which is parsed from its bytes.
+    pub fn read_headers<I>(&mut self, headers: I)
+    where
+        I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    {
+        for (name, value) in headers {
+            let slot = match name {
+                "host" => &mut self.host,
+                "user-agent" => &mut self.user_agent,
+                "x-forwarded-for" => &mut self.x_forwarded_for,
+                "x-forwarded-proto" => &mut self.x_forwarded_proto,
+                "traceparent" => &mut self.traceparent,
+                "tracestate" => &mut self.tracestate,
+                crate::header::HEADER_NAME => {
+                    if self.trace_header.is_none() {
+                        self.trace_header = Some(value);
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = header_text(value);
+            }
+        }
     }
 
     /// The path without the query string.
@@ -105,6 +116,19 @@ impl<'a> IncomingRequest<'a> {
     /// The host without port.
     pub fn host_name(&self) -> Option<&'a str> {
         self.host.map(strip_port)
+    }
+}
+
+/// A header value as text, when it is visible ASCII (and tabs), as `HeaderValue::to_str` reads it.
+fn header_text(value: &[u8]) -> Option<&str> {
+    if value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        // Only ASCII bytes: valid UTF-8.
+        std::str::from_utf8(value).ok()
+    } else {
+        None
     }
 }
 

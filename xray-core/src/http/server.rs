@@ -127,18 +127,20 @@ impl ServerTracing {
         headers: &http::HeaderMap,
         peer_ip: impl FnOnce() -> Option<IpAddr>,
     ) -> Exchange {
-        let recorder = self.recorder();
         let head = method == http::Method::HEAD;
-        if !recorder.is_enabled() && !self.accept_w3c {
-            // A scan, as in `IncomingRequest::from_parts`: a keyed lookup parses and hashes
-            // the name on every request, which costs more than this on usual header maps.
-            let raw = headers
-                .iter()
-                .find(|(name, _)| name.as_str() == crate::header::HEADER_NAME)
-                .map(|(_, v)| v.as_bytes());
-            let header = TraceHeader::parse_or_warn(raw);
-            let segment = recorder.begin_segment(self.naming.fallback(), header.as_ref());
-            return Exchange::server(segment).without_body(head);
+        if !self.recorder().is_enabled() && !self.accept_w3c {
+            // Only the trace header is read (see `begin_segment_with_peer`). A scan, as in
+            // `IncomingRequest::read_headers`: a keyed lookup parses and hashes the name on
+            // every request, which costs more than this on usual header maps.
+            let req = IncomingRequest {
+                method: method.as_str(),
+                trace_header: headers
+                    .iter()
+                    .find(|(name, _)| name.as_str() == crate::header::HEADER_NAME)
+                    .map(|(_, v)| v.as_bytes()),
+                ..IncomingRequest::default()
+            };
+            return Exchange::server(self.begin_segment(&req)).without_body(head);
         }
         let req = IncomingRequest::from_parts(method, uri, headers);
         Exchange::server(self.begin_segment_with_peer(&req, peer_ip)).without_body(head)
@@ -151,10 +153,16 @@ impl ServerTracing {
     ) -> Entity {
         // A host taken from a request target's authority may carry `user:password@`: it is
         // never used for naming, sampling or the recorded URL, whichever adapter passed it.
+        let recorder = self.recorder();
+        if !recorder.is_enabled() && !self.accept_w3c {
+            // Nothing is recorded: only the trace header matters, for the response and for
+            // calls made while the request is served.
+            let header = TraceHeader::parse_or_warn(req.trace_header);
+            return recorder.begin_segment(self.naming.fallback(), header.as_ref());
+        }
         let mut clean = *req;
         clean.host = req.host.map(after_userinfo);
         let req = &clean;
-        let recorder = self.recorder();
         let header = self.incoming_header(req);
         let name = self
             .naming
