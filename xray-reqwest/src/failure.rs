@@ -6,7 +6,7 @@
 //! error, unchanged.
 
 use xray_core::document::exceptions_from_error;
-use xray_core::http::{strip_query, strip_userinfo, OutboundCall};
+use xray_core::http::{recorded_url, OutboundCall};
 
 /// Ends the call as failed, with a remote cause built from `err`.
 pub(crate) fn record_failure(
@@ -21,13 +21,11 @@ pub(crate) fn record_failure(
     let Some(url) = err.url().map(|u| u.as_str()) else {
         return call.fail(err, type_name);
     };
-    let clean = strip_userinfo(url);
-    let shown = if record_query {
-        &clean
-    } else {
-        strip_query(&clean)
+    let Some(sub) = call.subsegment().filter(|s| s.is_sampled()) else {
+        return call.fail(err, type_name);
     };
-    if shown == url || !call.subsegment().is_some_and(|s| s.is_sampled()) {
+    let shown = recorded_url(url, record_query, sub.recorder().redacted_query_params());
+    if shown == url {
         return call.fail(err, type_name);
     }
     // `fail` with the messages rewritten.
@@ -36,7 +34,7 @@ pub(crate) fn record_failure(
         e.remote = true;
         if let Some(message) = e.message.as_mut() {
             if message.contains(url) {
-                *message = message.replace(url, shown);
+                *message = message.replace(url, &shown);
             }
         }
     }

@@ -621,3 +621,40 @@ async fn concurrent_calls_each_get_their_own_subsegment_and_header() {
     ids.sort();
     assert_eq!(parents, ids);
 }
+
+#[tokio::test]
+async fn credentials_in_the_query_are_redacted_from_the_recorded_url_but_sent() {
+    let server = start_server().await;
+    let collector = Collector::start().unwrap();
+    let client = client(XRayMiddleware::new());
+    let path =
+        "/echo?X-Amz-Credential=AKIAEXAMPLE%2F20261205&X-Amz-Signature=deadbeef&sig=s3cr3t&part=2";
+
+    let (status, doc) = traced(&collector, async {
+        client
+            .get(server.url(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+    .await;
+
+    assert_eq!(status, 200);
+    let url = only_subsegment(&doc)
+        .http
+        .request
+        .as_ref()
+        .unwrap()
+        .url
+        .clone()
+        .unwrap();
+    assert!(
+        url.ends_with(
+            "/echo?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&sig=REDACTED&part=2"
+        ),
+        "{url}"
+    );
+    assert!(!url.contains("deadbeef") && !url.contains("AKIAEXAMPLE") && !url.contains("s3cr3t"));
+}

@@ -585,3 +585,24 @@ async fn head_request_completes_without_waiting_for_a_body() {
     assert!(!doc.error && !doc.fault, "nothing was abandoned: {doc:?}");
     assert!(doc.cause.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strings_recorded_from_a_hostile_request_are_capped() {
+    let collector = Collector::start().unwrap();
+    let addr = serve_axum(app(&collector)).await;
+    let long_agent = "A".repeat(10_000);
+    let long_path = format!("/users/{}", "7".repeat(10_000));
+    let header = format!("Root={ROOT};Parent={PARENT};Sampled=1");
+    let reply = get(
+        addr,
+        &long_path,
+        &[("x-amzn-trace-id", &header), ("user-agent", &long_agent)],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+
+    let doc = &segments(&collector, 1)[0];
+    let req = doc.http.request.as_ref().unwrap();
+    assert_eq!(req.user_agent.as_deref().map(str::len), Some(2048));
+    assert_eq!(req.url.as_deref().map(str::len), Some(2048));
+}

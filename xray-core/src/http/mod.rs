@@ -45,8 +45,11 @@ mod url;
 pub use ignore::{is_daemon_url, IgnoreRule, IgnoreRules};
 pub use incoming::IncomingRequest;
 pub use outbound::{begin_outbound, OutboundCall, OutboundHeaders, OutboundOptions, Parent};
-pub use server::ServerTracing;
-pub use url::{content_length, parse_content_length, strip_query, strip_userinfo, url_host};
+pub use server::{ServerTracing, MAX_REQUEST_STRING};
+pub use url::{
+    content_length, parse_content_length, recorded_url, strip_query, strip_userinfo, url_host,
+    REDACTED, REDACTED_QUERY_PARAMS,
+};
 
 #[cfg(test)]
 mod tests {
@@ -90,15 +93,61 @@ mod tests {
             peer_ip: Some("127.0.0.1".parse().unwrap()),
             ..IncomingRequest::default()
         };
-        let b = request_block(&req, false);
+        let b = request_block(&req, false, &[]);
         assert_eq!(b.url.as_deref(), Some("http://api.example.com/users/1"));
         assert_eq!(b.client_ip.as_deref(), Some("203.0.113.7"));
         assert!(b.x_forwarded_for);
-        let b = request_block(&req, true);
+        let b = request_block(&req, true, &[]);
         assert_eq!(
             b.url.as_deref(),
             Some("http://api.example.com/users/1?token=secret")
         );
+    }
+
+    #[test]
+    fn recorded_request_strings_are_capped_and_credentials_redacted() {
+        let agent = "é".repeat(3000);
+        let req = IncomingRequest {
+            method: "GET",
+            host: Some("h"),
+            path_and_query: "/p?sig=abc&token=t&x=1",
+            user_agent: Some(&agent),
+            ..IncomingRequest::default()
+        };
+        let b = request_block(&req, true, &["Token".to_string()]);
+        assert_eq!(
+            b.url.as_deref(),
+            Some("http://h/p?sig=REDACTED&token=REDACTED&x=1")
+        );
+        let ua = b.user_agent.unwrap();
+        assert!(ua.len() <= MAX_REQUEST_STRING && ua.len() > MAX_REQUEST_STRING - 2);
+        assert!(ua.chars().all(|c| c == 'é'));
+        assert_eq!(
+            request_block(&req, false, &[]).url.as_deref(),
+            Some("http://h/p")
+        );
+    }
+
+    #[test]
+    fn only_credential_parameters_are_redacted() {
+        for (url, want) in [
+            ("https://h/a", "https://h/a"),
+            ("https://h/a?part=1", "https://h/a?part=1"),
+            (
+                "https://h/a?SIGNATURE=x#frag",
+                "https://h/a?SIGNATURE=REDACTED#frag",
+            ),
+            (
+                "https://h/a?AWSAccessKeyId=AK&Expires=1",
+                "https://h/a?AWSAccessKeyId=REDACTED&Expires=1",
+            ),
+            (
+                "https://h/a?X-Amz-Security-Token&x=1",
+                "https://h/a?X-Amz-Security-Token&x=1",
+            ),
+        ] {
+            assert_eq!(recorded_url(url, true, &[]), want, "{url}");
+        }
     }
 
     const TP: &str = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
@@ -217,7 +266,7 @@ mod tests {
             peer_ip: Some("127.0.0.1".parse().unwrap()),
             ..IncomingRequest::default()
         };
-        let b = request_block(&req, false);
+        let b = request_block(&req, false, &[]);
         assert_eq!(b.url.as_deref(), Some("https://h/"));
         assert_eq!(b.client_ip.as_deref(), Some("127.0.0.1"));
         assert!(!b.x_forwarded_for);

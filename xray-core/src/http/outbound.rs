@@ -9,7 +9,7 @@ use crate::lifecycle::Exchange;
 use crate::recorder::Recorder;
 
 use super::ignore::{is_daemon_url, IgnoreRules};
-use super::url::{strip_query, strip_userinfo, url_host};
+use super::url::{recorded_url, url_host};
 
 const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static(crate::header::HEADER_NAME);
 
@@ -282,12 +282,11 @@ pub fn begin_outbound(
         .unwrap_or("remote");
     let sub = parent.begin_subsegment(name);
     if sub.is_sampled() {
-        let clean = strip_userinfo(url);
-        let recorded = if options.record_query {
-            &clean
-        } else {
-            strip_query(&clean)
-        };
+        let recorded = recorded_url(
+            url,
+            options.record_query,
+            parent.recorder().redacted_query_params(),
+        );
         sub.set_namespace(Namespace::Remote);
         sub.set_http_request(HttpRequest {
             method: Some(method.to_string()),

@@ -180,7 +180,11 @@ impl ServerTracing {
         if segment.is_sampled() {
             let mut req = *req;
             req.peer_ip = req.peer_ip.or_else(peer_ip);
-            segment.set_http_request(request_block(&req, self.record_query));
+            segment.set_http_request(request_block(
+                &req,
+                self.record_query,
+                recorder.redacted_query_params(),
+            ));
         }
         segment
     }
@@ -206,7 +210,27 @@ fn warn_once_if_not_xray_epoch(header: &TraceHeader) {
     }
 }
 
-pub(crate) fn request_block(req: &IncomingRequest<'_>, record_query: bool) -> HttpRequest {
+/// Longest string recorded from a request (URL, user agent): a hostile request cannot make
+/// its segment, or the end of it, expensive.
+pub const MAX_REQUEST_STRING: usize = 2048;
+
+/// `s` cut to at most [`MAX_REQUEST_STRING`] bytes, on a character boundary.
+fn capped(s: &str) -> &str {
+    if s.len() <= MAX_REQUEST_STRING {
+        return s;
+    }
+    let mut end = MAX_REQUEST_STRING;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub(crate) fn request_block(
+    req: &IncomingRequest<'_>,
+    record_query: bool,
+    redacted: &[String],
+) -> HttpRequest {
     let scheme = req
         .scheme
         .or_else(|| {
@@ -221,7 +245,7 @@ pub(crate) fn request_block(req: &IncomingRequest<'_>, record_query: bool) -> Ht
     } else {
         req.path()
     };
-    let url = match req.host {
+    let url = match req.host.map(capped) {
         Some(h) => {
             let mut url = String::with_capacity(scheme.len() + 3 + h.len() + path.len());
             url.push_str(scheme);
@@ -231,6 +255,16 @@ pub(crate) fn request_block(req: &IncomingRequest<'_>, record_query: bool) -> Ht
             url
         }
         None => path.to_string(),
+    };
+    let url = if record_query {
+        super::url::recorded_url(&url, true, redacted).into_owned()
+    } else {
+        url
+    };
+    let url = if url.len() > MAX_REQUEST_STRING {
+        capped(&url).to_string()
+    } else {
+        url
     };
     let forwarded = req
         .x_forwarded_for
@@ -244,7 +278,7 @@ pub(crate) fn request_block(req: &IncomingRequest<'_>, record_query: bool) -> Ht
     HttpRequest {
         method: Some(req.method.to_string()),
         url: Some(url),
-        user_agent: req.user_agent.map(str::to_string),
+        user_agent: req.user_agent.map(|ua| capped(ua).to_string()),
         client_ip,
         x_forwarded_for,
         traced: false,

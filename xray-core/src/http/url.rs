@@ -24,6 +24,87 @@ pub fn strip_userinfo(url: &str) -> Cow<'_, str> {
     }
 }
 
+/// Query parameters whose values are credentials, redacted from every recorded URL: the AWS
+/// presigned-URL parameters, the older AWS query signatures, and Azure's shared-access
+/// signature. Matched without regard to ASCII case. Add your own with
+/// [`RecorderBuilder::redact_query_params`](crate::RecorderBuilder::redact_query_params).
+pub const REDACTED_QUERY_PARAMS: &[&str] = &[
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "Signature",
+    "AWSAccessKeyId",
+    "sig",
+];
+
+/// What replaces a redacted value.
+pub const REDACTED: &str = "REDACTED";
+
+/// The URL as it may be recorded: without `user:password@`, without the query string unless
+/// `record_query`, and with the values of credential-carrying query parameters
+/// ([`REDACTED_QUERY_PARAMS`] and `extra`) replaced by `REDACTED`.
+///
+/// ```
+/// use xray_core::http::recorded_url;
+/// let url = "https://u:p@bucket.s3.amazonaws.com/k?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abc&part=2";
+/// assert_eq!(
+///     recorded_url(url, true, &[]),
+///     "https://bucket.s3.amazonaws.com/k?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&part=2"
+/// );
+/// assert_eq!(recorded_url(url, false, &[]), "https://bucket.s3.amazonaws.com/k");
+/// ```
+pub fn recorded_url<'a>(url: &'a str, record_query: bool, extra: &[String]) -> Cow<'a, str> {
+    let clean = strip_userinfo(url);
+    if !record_query {
+        return match clean {
+            Cow::Borrowed(u) => Cow::Borrowed(strip_query(u)),
+            Cow::Owned(u) => Cow::Owned(strip_query(&u).to_string()),
+        };
+    }
+    match redact_query(&clean, extra) {
+        Cow::Borrowed(_) => clean,
+        Cow::Owned(redacted) => Cow::Owned(redacted),
+    }
+}
+
+/// Replaces the values of credential-carrying query parameters with `REDACTED`.
+fn redact_query<'a>(url: &'a str, extra: &[String]) -> Cow<'a, str> {
+    let Some(q) = url.find('?') else {
+        return Cow::Borrowed(url);
+    };
+    let end = url[q..].find('#').map_or(url.len(), |i| q + i);
+    let query = &url[q + 1..end];
+    let sensitive = |name: &str| {
+        REDACTED_QUERY_PARAMS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(name))
+            || extra.iter().any(|p| p.eq_ignore_ascii_case(name))
+    };
+    if !query
+        .split('&')
+        .any(|pair| sensitive(pair.split('=').next().unwrap_or("")))
+    {
+        return Cow::Borrowed(url);
+    }
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..=q]);
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if sensitive(name) => {
+                out.push_str(name);
+                out.push('=');
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out.push_str(&url[end..]);
+    Cow::Owned(out)
+}
+
 /// Removes the query string and fragment from a URL.
 pub fn strip_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)

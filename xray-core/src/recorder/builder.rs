@@ -24,6 +24,7 @@ pub struct RecorderBuilder {
     sampler: Option<Arc<dyn Sampler>>,
     fallback_rules: Option<LocalSampler>,
     max_stack_frames: Option<usize>,
+    redacted_query_params: Vec<String>,
     emitter: Option<Arc<dyn Emitter>>,
     context_missing: Option<ContextMissing>,
     incoming_sampled: IncomingSampled,
@@ -101,6 +102,19 @@ impl RecorderBuilder {
     /// `RUST_LIB_BACKTRACE` enables them.
     pub fn max_stack_frames(mut self, n: usize) -> Self {
         self.max_stack_frames = Some(n);
+        self
+    }
+
+    /// More query parameters whose values are redacted from recorded URLs, besides
+    /// [`REDACTED_QUERY_PARAMS`](crate::http::REDACTED_QUERY_PARAMS) (the AWS presigned and
+    /// signature parameters, `sig`). Matched without regard to ASCII case.
+    pub fn redact_query_params<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.redacted_query_params
+            .extend(names.into_iter().map(Into::into));
         self
     }
 
@@ -253,6 +267,7 @@ impl RecorderBuilder {
                 max_stack_frames: self
                     .max_stack_frames
                     .unwrap_or(crate::stack::DEFAULT_MAX_FRAMES),
+                redacted_query_params: self.redacted_query_params,
                 enabled,
                 sampler,
                 emitter,

@@ -58,6 +58,8 @@ struct Inner {
     name_override: Option<String>,
     /// Frames kept per exception for panics and backtraces.
     max_stack_frames: usize,
+    /// Query parameters redacted from recorded URLs besides the built-in ones.
+    redacted_query_params: Vec<String>,
     enabled: bool,
     sampler: Arc<dyn Sampler>,
     emitter: Arc<dyn Emitter>,
@@ -138,6 +140,12 @@ impl Recorder {
     /// segment names given in code.
     pub fn tracing_name_override(&self) -> Option<&str> {
         self.inner.name_override.as_deref()
+    }
+
+    /// The query parameters redacted from recorded URLs besides
+    /// [`REDACTED_QUERY_PARAMS`](crate::http::REDACTED_QUERY_PARAMS).
+    pub fn redacted_query_params(&self) -> &[String] {
+        &self.inner.redacted_query_params
     }
 
     /// How many stack frames recorded panics and backtraces keep per exception.
