@@ -131,7 +131,10 @@ fn encode_into(mut doc: Document, budget: usize, out: &mut Encoded) {
             return;
         }
     }
-    tracing::warn!(id = %doc.id, name = %doc.name, "document does not fit in a datagram even after trimming; dropped");
+    super::defer(super::Deferred::TooLarge {
+        id: doc.id,
+        name: doc.name.clone(),
+    });
     out.failed += 1;
 }
 

@@ -75,6 +75,57 @@ pub struct EmitterStats {
     pub errors: u64,
 }
 
+/// Something an emitter has to tell the user about a document it was handed. Emitters may be
+/// called while the segment's lock is held, where a `tracing` event could call back into the
+/// segment (a subscriber that records on it) and deadlock: they note it here, and the
+/// recorder reports it once the lock is released ([`report_deferred`]).
+#[derive(Debug)]
+pub(crate) enum Deferred {
+    /// The queue was full; `dropped` documents so far.
+    QueueFull { dropped: u64 },
+    /// A document did not fit in a datagram even after trimming.
+    TooLarge { id: crate::EntityId, name: String },
+}
+
+thread_local! {
+    static DEFERRED: std::cell::RefCell<Vec<Deferred>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Notes `what` for [`report_deferred`].
+pub(crate) fn defer(what: Deferred) {
+    let _ = DEFERRED.try_with(|d| {
+        if let Ok(mut d) = d.try_borrow_mut() {
+            // Bounded: one report per kind of problem is enough until the next report.
+            if d.len() < 16 {
+                d.push(what);
+            }
+        }
+    });
+}
+
+/// Logs what emitters noted on this thread; called where no segment lock is held.
+pub(crate) fn report_deferred() {
+    let pending = DEFERRED
+        .try_with(|d| {
+            d.try_borrow_mut()
+                .map(|mut d| std::mem::take(&mut *d))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    for what in pending {
+        match what {
+            Deferred::QueueFull { dropped } => {
+                tracing::warn!(dropped, "X-Ray emitter queue is full; dropping segments")
+            }
+            Deferred::TooLarge { id, name } => tracing::warn!(
+                %id,
+                name,
+                "document does not fit in a datagram even after trimming; dropped"
+            ),
+        }
+    }
+}
+
 /// Thread-safe counters behind [`EmitterStats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {

@@ -254,10 +254,7 @@ impl UdpEmitter {
         if !accepted {
             let n = counters.dropped.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
-                tracing::warn!(
-                    dropped = n + 1,
-                    "X-Ray emitter queue is full; dropping segments"
-                );
+                super::defer(super::Deferred::QueueFull { dropped: n + 1 });
             }
             return;
         }

@@ -360,7 +360,8 @@ impl Recorder {
     }
 
     pub(crate) fn emit(&self, doc: Document) {
-        self.inner.emitter.emit(doc)
+        self.inner.emitter.emit(doc);
+        crate::emitter::report_deferred();
     }
 
     /// Adds the blocks every segment carries: `aws.xray`, `service`, and plugin data.

@@ -38,6 +38,9 @@ impl Trace {
                 }
                 if self.recorder.emit_borrowed(doc) {
                     s.root_emitted = true;
+                    drop(s);
+                    // What the emitter had to say, said now that the lock is released.
+                    crate::emitter::report_deferred();
                     return;
                 }
             }
