@@ -8,10 +8,12 @@
 //!
 //! | ending | adapter call | flags | cause |
 //! |---|---|---|---|
-//! | completed | [`respond`](Exchange::respond), then [`complete`](Exchange::complete) | from the status: 4xx `error`, 429 `error` + `throttle`, 5xx `fault` | none |
+//! | completed | [`respond`](Exchange::respond), then [`complete`](Exchange::complete) (a client that ends at the response head: [`finish`](Exchange::finish)) | from the status: 4xx `error`, 429 `error` + `throttle`, 5xx `fault` | none |
+//! | gRPC status recorded | [`record_grpc_status`](Exchange::record_grpc_status), before the end | from the code (table below) | none |
 //! | failed with an error | [`fail`](Exchange::fail) and its variants | `fault`, unless the entity already says `error` (a 4xx status, or the adapter's own classification) | the error and its `source()` chain; `remote: true` on calls |
 //! | panicked | [`catch_panic`](Exchange::catch_panic) (or a drop while unwinding) | `fault` | type `panic`, the panic message |
 //! | abandoned mid-body (server) | drop after [`respond`](Exchange::respond) | `error`, the status kept | type `Cancelled` |
+//! | cancelled mid-body (client: the caller dropped a body it was reading, e.g. a gRPC stream) | drop after [`respond`](Exchange::respond) | `error`, the status kept | type `Cancelled` |
 //! | dropped before the response (server) | drop before [`respond`](Exchange::respond) | `error` | type `Cancelled` |
 //! | cancelled (call dropped by its caller) | drop before [`respond`](Exchange::respond) | `error` | type `Cancelled` |
 //! | work dropped before it finished ([`in_segment_async`](crate::in_segment_async)) | [`end`](Exchange::end) with [`Ending::DroppedUnfinished`] | `error` | type `Cancelled` |
@@ -24,6 +26,39 @@
 //!
 //! Only sampled entities record anything; for unsampled ones every call just lets go of the
 //! handle, so adapters call the same methods whatever the sampling decision.
+//!
+//! # Clients: ending at the head or at the body's end
+//!
+//! An HTTP call is over, for its subsegment, when its response head arrives: client adapters
+//! call [`finish`](Exchange::finish) then. A call whose outcome comes later, in the body, is
+//! recorded with [`respond`](Exchange::respond) at the head and
+//! [`complete`](Exchange::complete) at the body's end (a gRPC call, whose status is in the
+//! trailers): it stays open meanwhile, counts the body's bytes when the head gave no length,
+//! and a caller that drops the body before its end cancels it (`error`, `Cancelled`).
+//!
+//! # gRPC status codes
+//!
+//! A gRPC call answers HTTP 200 whatever happened; its outcome is the `grpc-status` code
+//! ([`crate::http::grpc`]). [`record_grpc_status`](Exchange::record_grpc_status) maps it, the
+//! same way on both sides, as the HTTP statuses are mapped (the caller's mistakes are
+//! `error`, the server's failures `fault`):
+//!
+//! | code | flags |
+//! |---|---|
+//! | `OK` | none |
+//! | `RESOURCE_EXHAUSTED` | `error` + `throttle` (HTTP 429) |
+//! | `CANCELLED`, `INVALID_ARGUMENT`, `NOT_FOUND`, `ALREADY_EXISTS`, `PERMISSION_DENIED`, `FAILED_PRECONDITION`, `OUT_OF_RANGE`, `UNAUTHENTICATED` | `error` (HTTP 4xx) |
+//! | `UNKNOWN`, `DEADLINE_EXCEEDED`, `ABORTED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS` | `fault` (HTTP 5xx) |
+//!
+//! The code is recorded too, where it can be seen and searched:
+//! - metadata `default` → `rpc.grpc.status_code`: the number, always (`0` for `OK`). This is
+//!   the OpenTelemetry attribute for it, and where the OpenTelemetry collector's X-Ray
+//!   exporter puts a span's attributes that are not annotations, so traces from this crate
+//!   and from OpenTelemetry-instrumented services read alike;
+//! - annotation `grpc_status`: the code's name (`"NOT_FOUND"`), for every code but `OK`, so
+//!   that a filter expression such as `annotation.grpc_status = "UNAVAILABLE"` finds the
+//!   failed calls. `OK` is left out: X-Ray indexes at most 50 annotations per trace, and a
+//!   trace with many successful calls would spend them on nothing.
 
 use std::any::Any;
 use std::fmt;
@@ -31,6 +66,13 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::document::{exceptions_from_error, Document, Exception, HttpResponse};
 use crate::entity::Entity;
+use crate::http::grpc::GrpcCode;
+
+/// The annotation that carries a failed gRPC call's status code name.
+pub const GRPC_STATUS_ANNOTATION: &str = "grpc_status";
+
+/// The metadata key (namespace `default`) that carries a gRPC call's status code number.
+pub const GRPC_STATUS_METADATA: &str = "rpc.grpc.status_code";
 
 /// Which side of an exchange the entity records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +87,8 @@ pub enum Side {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Ending<'a> {
-    /// The response was fully sent (server) or its head arrived (client).
+    /// The response was fully sent (server), or its head arrived (client; or its body
+    /// ended, when the call waited for it).
     Completed,
     /// An error took the place of a response, or broke it off.
     Failed(Vec<Exception>),
@@ -57,6 +100,9 @@ pub enum Ending<'a> {
     DroppedBeforeResponse,
     /// Client: the caller dropped the call before its response arrived.
     Cancelled,
+    /// Client: the caller dropped the response body before its end, while the call waited
+    /// for it (a gRPC stream whose status had not arrived).
+    CancelledMidBody,
     /// Work run as a segment of its own ([`in_segment_async`](crate::in_segment_async)): its
     /// future was dropped before it finished.
     DroppedUnfinished,
@@ -128,6 +174,16 @@ impl Ending<'_> {
                 );
                 entity.set_error();
             }
+            Ending::CancelledMidBody => {
+                entity.add_exceptions(
+                    cancelled(
+                        "the response body was dropped before its end \
+                         (the caller stopped reading it, cancelled the call or timed out)",
+                    ),
+                    false,
+                );
+                entity.set_error();
+            }
             Ending::DroppedUnfinished => {
                 entity.add_exceptions(
                     cancelled(
@@ -153,6 +209,49 @@ pub(crate) fn apply_status_flags(d: &mut Document, status: u16) {
         400..=499 => d.error = true,
         500..=599 => d.fault = true,
         _ => {}
+    }
+}
+
+/// Sets the flags a gRPC status code implies (see the [module docs](self#grpc-status-codes))
+/// and records the code.
+pub(crate) fn apply_grpc_status(d: &mut Document, code: GrpcCode) {
+    match code {
+        GrpcCode::Ok => {}
+        GrpcCode::ResourceExhausted => {
+            d.error = true;
+            d.throttle = true;
+        }
+        GrpcCode::Cancelled
+        | GrpcCode::InvalidArgument
+        | GrpcCode::NotFound
+        | GrpcCode::AlreadyExists
+        | GrpcCode::PermissionDenied
+        | GrpcCode::FailedPrecondition
+        | GrpcCode::OutOfRange
+        | GrpcCode::Unauthenticated => d.error = true,
+        GrpcCode::Unknown
+        | GrpcCode::DeadlineExceeded
+        | GrpcCode::Aborted
+        | GrpcCode::Unimplemented
+        | GrpcCode::Internal
+        | GrpcCode::Unavailable
+        | GrpcCode::DataLoss => d.fault = true,
+    }
+    if code != GrpcCode::Ok {
+        d.annotations.insert(
+            GRPC_STATUS_ANNOTATION.to_string(),
+            serde_json::Value::from(code.as_str()),
+        );
+    }
+    let default = d
+        .metadata
+        .entry("default".to_string())
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if let serde_json::Value::Object(m) = default {
+        m.insert(
+            GRPC_STATUS_METADATA.to_string(),
+            serde_json::Value::from(code.as_i32()),
+        );
     }
 }
 
@@ -264,7 +363,15 @@ impl Exchange {
     /// ([`add_body_bytes`](Self::add_body_bytes)) and recorded when the exchange completes.
     /// A server response that carries no body (1xx, 204, 304, or after
     /// [`without_body`](Self::without_body)) completes here.
+    ///
+    /// A client exchange stays open until [`complete`](Self::complete), at its body's end
+    /// (a call that ends at the head uses [`finish`](Self::finish) instead); dropped before
+    /// then, it records that the caller cancelled it mid-body.
     pub fn respond(&mut self, status: u16, content_length: Option<u64>) {
+        self.record_head(status, content_length, true);
+    }
+
+    fn record_head(&mut self, status: u16, content_length: Option<u64>, body_follows: bool) {
         let Some(entity) = &self.entity else { return };
         self.responded = true;
         if matches!(status, 100..=199 | 204 | 304) {
@@ -278,9 +385,11 @@ impl Exchange {
                 });
                 apply_status_flags(d, status);
             });
-            self.counted =
-                (self.side == Some(Side::Server) && content_length.is_none() && !self.bodiless)
-                    .then_some(0);
+            let counts = match self.side {
+                Some(Side::Server) => !self.bodiless,
+                _ => body_follows,
+            };
+            self.counted = (counts && content_length.is_none()).then_some(0);
         }
         if self.bodiless && self.side == Some(Side::Server) {
             self.complete();
@@ -295,16 +404,26 @@ impl Exchange {
         }
     }
 
-    /// Ends the exchange as completed: the body was fully sent (server) or the response head
-    /// arrived (client).
+    /// Ends the exchange as completed: the body was fully sent (server), the response head
+    /// arrived (client), or the body the client waited for ended.
     pub fn complete(&mut self) {
         self.end(Ending::Completed);
     }
 
     /// Records the response head and completes: a client's whole job when the head arrives.
     pub fn finish(&mut self, status: u16, content_length: Option<u64>) {
-        self.respond(status, content_length);
+        self.record_head(status, content_length, false);
         self.complete();
+    }
+
+    /// Records a gRPC call's status code, read from the trailers or from the head of a
+    /// trailers-only response: the flags the code implies and the code itself (see the
+    /// [module docs](self#grpc-status-codes)). The exchange stays open; it ends as usual,
+    /// at the end of the stream.
+    pub fn record_grpc_status(&mut self, code: GrpcCode) {
+        if let Some(entity) = &self.entity {
+            entity.with_document(|d| apply_grpc_status(d, code));
+        }
     }
 
     /// Ends the exchange as failed with `error` and its `source()` chain; `type_name` names
@@ -388,7 +507,7 @@ impl Drop for Exchange {
                 (Some(Side::Server), true) if self.bodiless => Ending::Completed,
                 (Some(Side::Server), true) => Ending::AbandonedMidBody,
                 (Some(Side::Server), false) => Ending::DroppedBeforeResponse,
-                (_, true) => Ending::Completed,
+                (_, true) => Ending::CancelledMidBody,
                 (_, false) => Ending::Cancelled,
             }
         };
@@ -609,6 +728,36 @@ mod tests {
                 seen("", Some(204), None, None),
             ),
             (
+                "client waiting for its body: bytes counted, completed at its end",
+                Client,
+                |x| {
+                    x.respond(200, None);
+                    x.add_body_bytes(5);
+                    x.add_body_bytes(6);
+                    assert!(x.is_open(), "the call waits for its body");
+                    x.complete();
+                },
+                seen("", Some(200), Some(11), None),
+            ),
+            (
+                "client ending at the head counts nothing",
+                Client,
+                |x| {
+                    x.finish(200, None);
+                    x.add_body_bytes(5);
+                },
+                seen("", Some(200), None, None),
+            ),
+            (
+                "client body dropped mid-way: cancelled",
+                Client,
+                |x| {
+                    x.respond(200, None);
+                    x.add_body_bytes(3);
+                },
+                seen("e", Some(200), Some(3), Some(("Cancelled", false))),
+            ),
+            (
                 "ending twice: the first counts",
                 Client,
                 |x| {
@@ -624,6 +773,113 @@ mod tests {
     }
 
     #[test]
+    fn grpc_status_codes_follow_one_table() {
+        use GrpcCode::*;
+        let rows = [
+            (Ok, ""),
+            (Cancelled, "e"),
+            (Unknown, "f"),
+            (InvalidArgument, "e"),
+            (DeadlineExceeded, "f"),
+            (NotFound, "e"),
+            (AlreadyExists, "e"),
+            (PermissionDenied, "e"),
+            (ResourceExhausted, "et"),
+            (FailedPrecondition, "e"),
+            (Aborted, "f"),
+            (OutOfRange, "e"),
+            (Unimplemented, "f"),
+            (Internal, "f"),
+            (Unavailable, "f"),
+            (DataLoss, "f"),
+            (Unauthenticated, "e"),
+        ];
+        assert_eq!(rows.len(), GrpcCode::ALL.len(), "every code has a row");
+        for (code, flags) in rows {
+            for side in [Side::Server, Side::Client] {
+                let emitter = MemoryEmitter::new();
+                let recorder = Recorder::builder()
+                    .sampler(AlwaysSample)
+                    .emitter(emitter.clone())
+                    .ignore_env()
+                    .build()
+                    .unwrap();
+                let segment = recorder.begin_segment("svc", None);
+                let mut x = match side {
+                    Side::Server => Exchange::server(segment.clone()),
+                    Side::Client => Exchange::client(segment.begin_subsegment("callee")),
+                };
+                x.respond(200, None);
+                x.add_body_bytes(7);
+                x.record_grpc_status(code);
+                assert!(
+                    x.is_open(),
+                    "recording the status does not end the exchange"
+                );
+                x.complete();
+                segment.end();
+                let docs = emitter.documents();
+                let doc = match side {
+                    Side::Server => &docs[0],
+                    Side::Client => &docs[0].subsegments[0],
+                };
+                let what = format!("{code} ({side:?})");
+                assert_eq!(
+                    (doc.error, doc.throttle, doc.fault),
+                    (
+                        flags.contains('e'),
+                        flags.contains('t'),
+                        flags.contains('f')
+                    ),
+                    "{what}"
+                );
+                assert!(doc.cause.is_none(), "{what}");
+                let response = doc.http.response.as_ref().unwrap();
+                assert_eq!(response.status, Some(200), "{what}");
+                assert_eq!(response.content_length, Some(7), "{what}");
+                assert_eq!(
+                    doc.metadata["default"][GRPC_STATUS_METADATA],
+                    code.as_i32(),
+                    "{what}"
+                );
+                let annotation = doc.annotations.get(GRPC_STATUS_ANNOTATION);
+                if code == Ok {
+                    assert_eq!(annotation, None, "{what}");
+                } else {
+                    assert_eq!(annotation.unwrap(), code.as_str(), "{what}");
+                }
+                assert!(doc.end_time.is_some() && !doc.in_progress, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_grpc_status_is_recorded_next_to_user_metadata() {
+        let emitter = MemoryEmitter::new();
+        let recorder = Recorder::builder()
+            .sampler(AlwaysSample)
+            .emitter(emitter.clone())
+            .ignore_env()
+            .build()
+            .unwrap();
+        let segment = recorder.begin_segment("svc", None);
+        segment.put_metadata("order", 7);
+        segment.put_annotation("tenant", "a");
+        let mut x = Exchange::server(segment.clone());
+        x.respond(200, None);
+        x.record_grpc_status(GrpcCode::NotFound);
+        x.complete();
+        let doc = &emitter.documents()[0];
+        assert_eq!(doc.metadata["default"]["order"], 7);
+        assert_eq!(doc.metadata["default"][GRPC_STATUS_METADATA], 5);
+        assert_eq!(doc.annotations["tenant"], "a");
+        assert_eq!(doc.annotations[GRPC_STATUS_ANNOTATION], "NOT_FOUND");
+        assert!(crate::annotation::is_valid_annotation_key(
+            GRPC_STATUS_ANNOTATION
+        ));
+    }
+
+    #[test]
     fn unsampled_exchanges_record_nothing_and_never_panic() {
         let emitter = MemoryEmitter::new();
         let recorder = Recorder::builder()
@@ -635,6 +891,7 @@ mod tests {
         let mut x = Exchange::server(recorder.begin_segment("svc", None));
         x.respond(500, None);
         x.add_body_bytes(10);
+        x.record_grpc_status(GrpcCode::Internal);
         x.fail(&Refused, "Refused");
         drop(Exchange::client(recorder.begin_segment("svc", None)));
         assert!(emitter.documents().is_empty());

@@ -1,5 +1,5 @@
-//! A Lambda function traced with one layer. Build with `cargo build -p xray-lambda --example
-//! lambda_handler`; it runs only inside AWS Lambda (or the Lambda runtime emulator).
+//! A `lambda_runtime` function traced with one layer. Build with `cargo build -p xray-lambda
+//! --example lambda_handler`; it runs only inside AWS Lambda (or the Lambda runtime emulator).
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tower::ServiceBuilder;

@@ -1,12 +1,21 @@
 //! AWS X-Ray for functions on AWS Lambda.
 //!
 //! Lambda records the function's segment itself and hands each invocation a trace header
-//! (`Root`, `Parent` = the function's segment, `Sampled`). [`XRayLambdaLayer`] turns that header
-//! into a *facade* segment that is never sent: subsegments begun during the invocation —
-//! [`capture`](xray_core::capture), `xray-reqwest` calls, `xray-aws-sdk` calls — are sent as
-//! independent subsegments under the function's segment, following Lambda's sampling decision.
-//! After each invocation the emitter is flushed, because Lambda freezes the process as soon as
-//! the handler returns.
+//! (`Root`, `Parent` = the function's segment, `Sampled`). This crate turns that header into a
+//! *facade* segment that is never sent: subsegments begun during the invocation are sent as
+//! independent subsegments under the function's segment, following Lambda's sampling
+//! decision. After each invocation the emitter is flushed, because Lambda freezes the process
+//! as soon as the handler returns.
+//!
+//! Two layers, one per way of writing a function:
+//!
+//! - [`XRayLambdaLayer`] for `lambda_runtime` services (`LambdaEvent<T>` in): the facade is
+//!   current while the handler runs, so [`capture`](xray_core::capture), `xray-reqwest` calls
+//!   and `xray-aws-sdk` calls attach to the function's segment.
+//! - [`XRayHttpLayer`] for `lambda_http` services (API Gateway REST and HTTP APIs, ALB,
+//!   function URLs): each invocation also gets a subsegment with the event's `http` block
+//!   (request, response status and length, error and fault flags), current while the handler
+//!   runs. Feature `http`, on by default.
 //!
 //! ```no_run
 //! use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -27,164 +36,50 @@
 //! }
 //! ```
 //!
+//! With `lambda_http`:
+//!
+//! ```no_run
+//! # #[cfg(feature = "http")] mod f {
+//! use lambda_http::{service_fn, tower::Layer, Error, Request};
+//! use xray_lambda::XRayHttpLayer;
+//!
+//! async fn handler(req: Request) -> Result<String, Error> {
+//!     Ok(xray_core::capture("greet", || format!("hello from {}", req.uri().path())))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     lambda_http::run(XRayHttpLayer::new().layer(service_fn(handler))).await
+//! }
+//! # }
+//! # fn main() {}
+//! ```
+//!
 //! The trace header comes from the invocation's context (`Context::xray_trace_id`), else from
 //! the `_X_AMZN_TRACE_ID` environment variable. Without a usable header (`Root` and `Parent`),
 //! nothing is recorded and the handler runs unchanged.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
+#[cfg(feature = "http")]
+mod http;
+mod invocation;
+mod layer;
+mod service;
 
-use lambda_runtime::LambdaEvent;
-use xray_core::{context, Entity, Recorder, TraceHeader};
+pub mod future;
+
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use http::{TracedResponse, XRayHttp, XRayHttpLayer};
+pub use invocation::{begin_invocation, is_lambda, TRACE_ENV};
+pub use layer::XRayLambdaLayer;
+pub use service::XRayLambda;
 
 pub use xray_core;
 
-/// The environment variable Lambda sets to the current invocation's trace header.
-pub const TRACE_ENV: &str = "_X_AMZN_TRACE_ID";
-
-/// True when running inside AWS Lambda (`LAMBDA_TASK_ROOT` and `AWS_LAMBDA_FUNCTION_NAME` set).
-pub fn is_lambda() -> bool {
-    std::env::var_os("LAMBDA_TASK_ROOT").is_some()
-        && std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
-}
-
-/// Begins the facade segment of one invocation from its trace header.
-pub fn begin_invocation(recorder: &Recorder, trace_header: Option<&str>) -> Entity {
-    let env_header = std::env::var(TRACE_ENV).ok();
-    let raw = trace_header.or(env_header.as_deref());
-    let header = TraceHeader::parse_or_warn(raw.map(str::as_bytes)).unwrap_or_default();
-    recorder.begin_facade_segment(&header)
-}
-
-/// Traces each invocation of a `lambda_runtime` service; see the [crate docs](crate).
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct XRayLambdaLayer {
-    recorder: Option<Recorder>,
-    flush_timeout: Option<Duration>,
-}
-
-impl XRayLambdaLayer {
-    /// A layer using the process-wide recorder.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Uses this recorder instead of the process-wide one.
-    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
-        self.recorder = Some(recorder);
-        self
-    }
-
-    /// How long to wait for the emitter after each invocation (default 100 ms; sending to the
-    /// local daemon takes microseconds).
-    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
-        self.flush_timeout = Some(timeout);
-        self
-    }
-}
-
-impl<S> tower_layer::Layer<S> for XRayLambdaLayer {
-    type Service = XRayLambda<S>;
-    fn layer(&self, inner: S) -> XRayLambda<S> {
-        XRayLambda {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service made by [`XRayLambdaLayer`].
-#[derive(Debug, Clone)]
-pub struct XRayLambda<S> {
-    inner: S,
-    layer: XRayLambdaLayer,
-}
-
-impl<S> XRayLambda<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S, T> tower_service::Service<LambdaEvent<T>> for XRayLambda<S>
-where
-    S: tower_service::Service<LambdaEvent<T>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = InvocationFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, event: LambdaEvent<T>) -> Self::Future {
-        let recorder = self
-            .layer
-            .recorder
-            .clone()
-            .unwrap_or_else(|| Recorder::global().clone());
-        let facade = begin_invocation(&recorder, event.context.xray_trace_id.as_deref());
-        let fut = context::sync_scope(facade.clone(), || self.inner.call(event));
-        InvocationFuture {
-            inner: context::FutureExt::with_entity(fut, facade.clone()),
-            facade: Some(facade),
-            recorder,
-            flush_timeout: self
-                .layer
-                .flush_timeout
-                .unwrap_or(Duration::from_millis(100)),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of one traced invocation.
-    pub struct InvocationFuture<F> {
-        #[pin]
-        inner: context::Instrumented<F>,
-        facade: Option<Entity>,
-        recorder: Recorder,
-        flush_timeout: Duration,
-    }
-}
-
-impl<F> std::fmt::Debug for InvocationFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InvocationFuture")
-            .field("facade", &self.facade)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F: Future> Future for InvocationFuture<F> {
-    type Output = F::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let out = std::task::ready!(this.inner.poll(cx));
-        if let Some(facade) = this.facade.take() {
-            facade.end();
-            if facade.is_sampled() && !this.recorder.flush(*this.flush_timeout) {
-                tracing::warn!("X-Ray emitter did not flush before the invocation ended");
-            }
-        }
-        Poll::Ready(out)
-    }
-}
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -7,6 +7,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use xray_core::context;
+use xray_core::http::grpc::GrpcCode;
 use xray_core::lifecycle::Exchange;
 
 pin_project_lite::pin_project! {
@@ -16,17 +17,23 @@ pin_project_lite::pin_project! {
     /// entity (so streams that call other services still attach to the request). It ends
     /// the request's exchange when the inner body reports its end, after its last frame, on
     /// an error, on a panic (the panic then continues), or when it is dropped before the end
-    /// (the client went away); [`xray_core::lifecycle`] says how each is recorded.
+    /// (the client went away); [`xray_core::lifecycle`] says how each is recorded. For a
+    /// gRPC call it records the `grpc-status` of the trailers frame.
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
         exchange: Exchange,
+        grpc: bool,
     }
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn new(inner: B, exchange: Exchange) -> Self {
-        Self { inner, exchange }
+    pub(crate) fn new(inner: B, exchange: Exchange, grpc: bool) -> Self {
+        Self {
+            inner,
+            exchange,
+            grpc,
+        }
     }
 
     /// The inner body.
@@ -61,18 +68,7 @@ where
         let result =
             ready!(exchange
                 .catch_panic(|| context::sync_scope(segment, || inner.as_mut().poll_frame(cx))));
-        match &result {
-            None => exchange.complete(),
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    exchange.add_body_bytes(data.remaining() as u64);
-                }
-                if inner.is_end_stream() {
-                    exchange.complete();
-                }
-            }
-            Some(Err(error)) => exchange.fail_display(error, std::any::type_name::<B::Error>()),
-        }
+        record_frame(exchange, &result, *this.grpc, || inner.is_end_stream());
         Poll::Ready(result)
     }
 
@@ -84,6 +80,33 @@ where
     #[inline]
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// What one poll of a response body means for its exchange, on either side: bytes counted,
+/// a gRPC status read from the trailers (when `grpc`), the end of the body (`None`, or
+/// `is_end_stream` after the frame) completing it, an error failing it.
+pub(crate) fn record_frame<D: Buf, E: fmt::Display>(
+    exchange: &mut Exchange,
+    result: &Option<Result<Frame<D>, E>>,
+    grpc: bool,
+    is_end_stream: impl FnOnce() -> bool,
+) {
+    match result {
+        None => exchange.complete(),
+        Some(Ok(frame)) => {
+            if let Some(data) = frame.data_ref() {
+                exchange.add_body_bytes(data.remaining() as u64);
+            } else if grpc {
+                if let Some(code) = frame.trailers_ref().and_then(GrpcCode::from_headers) {
+                    exchange.record_grpc_status(code);
+                }
+            }
+            if is_end_stream() {
+                exchange.complete();
+            }
+        }
+        Some(Err(error)) => exchange.fail_display(error, std::any::type_name::<E>()),
     }
 }
 

@@ -8,12 +8,16 @@ use std::task::{ready, Context, Poll};
 
 use http::header::HOST;
 use http::{Request, Response};
-use http_body::Body;
+use http_body::{Body, Frame, SizeHint};
 use tower_layer::Layer;
 use tower_service::Service;
+use xray_core::http::grpc::{is_grpc_message, GrpcCode};
 use xray_core::http::{
     begin_outbound, content_length, IgnoreRule, OutboundCall, OutboundOptions, Parent,
 };
+use xray_core::lifecycle::Exchange;
+
+use crate::body::record_frame;
 
 /// A [`Layer`] for HTTP clients: records each outbound call as a `remote` subsegment of the
 /// current entity and sends the trace header along.
@@ -27,6 +31,23 @@ use xray_core::http::{
 /// `fault` and the error as cause when the call fails, or with `error` and a `Cancelled`
 /// cause when it is dropped before an answer (the rules of [`xray_core::lifecycle`], shared
 /// with `xray-reqwest` and `xray-aws-sdk`).
+///
+/// # gRPC calls
+///
+/// A call whose request says `content-type: application/grpc*` (every tonic call) is over
+/// when its status is, and that usually comes in the trailers, after the last message. So
+/// for gRPC, and only for gRPC, the subsegment stays open past the response head: the
+/// response body ([`ClientResponseBody`]) records the trailers' `grpc-status` (the flags it
+/// implies and the code, see [`xray_core::lifecycle`]) and ends the subsegment at the end of
+/// the stream, with the bytes received as `content_length`. A trailers-only response (an
+/// error before any message) ends it at the head. A caller that drops the stream before its
+/// end records the call as cancelled (`error`, a `Cancelled` cause). Other calls end at the
+/// head as above; their body goes through untouched.
+///
+/// tonic's `Channel` fills in the scheme and host itself, so the layer sees only the path
+/// (`/package.Service/Method`): give the client its origin (`Grpc::with_origin`, or the
+/// generated client's `with_origin`) to record the full URL and name the subsegment after
+/// the host, or name it with [`with_name`](XRayClientLayer::with_name).
 ///
 /// ```
 /// use http_body_util::Full;
@@ -157,7 +178,7 @@ where
     S::Error: fmt::Display,
     ResBody: Body,
 {
-    type Response = S::Response;
+    type Response = Response<ClientResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ClientResponseFuture<S::Future>;
 
@@ -173,9 +194,16 @@ where
         if let Some(call) = &call {
             call.inject(req.headers_mut());
         }
+        // Unsampled calls record nothing: they end at the head, gRPC or not.
+        let grpc = call
+            .as_ref()
+            .and_then(OutboundCall::subsegment)
+            .is_some_and(|s| s.is_sampled())
+            && is_grpc_message(req.headers());
         ClientResponseFuture {
             inner: self.inner.call(req),
             call,
+            grpc,
         }
     }
 }
@@ -201,6 +229,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         call: Option<OutboundCall>,
+        grpc: bool,
     }
 }
 
@@ -210,21 +239,123 @@ where
     E: fmt::Display,
     B: Body,
 {
-    type Output = F::Output;
+    type Output = Result<Response<ClientResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        if let Some(call) = this.call.as_mut() {
-            match &result {
-                Ok(res) => call.finish(
-                    res.status().as_u16(),
-                    content_length(res.headers(), res.body().size_hint().exact()),
-                ),
-                Err(error) => call.fail_display(error, std::any::type_name::<E>()),
+        let Some(call) = this.call.as_mut() else {
+            return Poll::Ready(result.map(|res| res.map(ClientResponseBody::untraced)));
+        };
+        let res = match result {
+            Ok(res) => res,
+            Err(error) => {
+                call.fail_display(&error, std::any::type_name::<E>());
+                return Poll::Ready(Err(error));
             }
+        };
+        let status = res.status().as_u16();
+        let length = content_length(res.headers(), res.body().size_hint().exact());
+        if !*this.grpc {
+            call.finish(status, length);
+            return Poll::Ready(Ok(res.map(ClientResponseBody::untraced)));
         }
+        // gRPC: the call is over when its status is.
+        let mut exchange = call.exchange().take();
+        exchange.respond(status, length);
+        let trailers_only = GrpcCode::from_headers(res.headers());
+        if let Some(code) = trailers_only {
+            exchange.record_grpc_status(code);
+        }
+        if trailers_only.is_some() || res.body().is_end_stream() {
+            exchange.complete();
+        }
+        Poll::Ready(Ok(res.map(|body| ClientResponseBody {
+            inner: body,
+            exchange,
+        })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response body of [`XRayClient`].
+    ///
+    /// Passes every frame through. For a gRPC call it holds the call's subsegment open
+    /// until the end of the stream: it records the `grpc-status` of the trailers frame and
+    /// the bytes received, and ends the subsegment when the stream ends, fails (`fault`, the
+    /// error as a remote cause) or is dropped before its end (`error`, `Cancelled`). Other
+    /// calls ended at the response head and their body is not looked at.
+    pub struct ClientResponseBody<B> {
+        #[pin]
+        inner: B,
+        exchange: Exchange,
+    }
+}
+
+impl<B> ClientResponseBody<B> {
+    fn untraced(inner: B) -> Self {
+        Self {
+            inner,
+            exchange: Exchange::default(),
+        }
+    }
+
+    /// The inner body.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+
+    /// The inner body, mutably.
+    pub fn get_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner body. A gRPC call still waiting for its end is recorded as
+    /// cancelled: nothing will read its trailers for it.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B> Body for ClientResponseBody<B>
+where
+    B: Body,
+    B::Error: fmt::Display,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let exchange = this.exchange;
+        if !exchange.is_open() {
+            return this.inner.poll_frame(cx);
+        }
+        let mut inner = this.inner;
+        let result = ready!(exchange.catch_panic(|| inner.as_mut().poll_frame(cx)));
+        record_frame(exchange, &result, true, || inner.is_end_stream());
         Poll::Ready(result)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> fmt::Debug for ClientResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientResponseBody")
+            .field("exchange", &self.exchange)
+            .finish_non_exhaustive()
     }
 }
 

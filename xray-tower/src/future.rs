@@ -10,6 +10,7 @@ use http::Response;
 use http_body::Body;
 use xray_core::context::Instrumented;
 use xray_core::http::content_length;
+use xray_core::http::grpc::GrpcCode;
 use xray_core::lifecycle::Exchange;
 
 use crate::on_response::OnResponse;
@@ -23,7 +24,8 @@ pin_project_lite::pin_project! {
     /// Response future of [`XRay`](crate::XRay).
     ///
     /// Runs the inner future with the segment as the current entity. When the response head
-    /// is ready it records the status and length, adds the `X-Amzn-Trace-Id` response header
+    /// is ready it records the status and length (and, for a gRPC call answered
+    /// trailers-only, its `grpc-status`), adds the `X-Amzn-Trace-Id` response header
     /// and hands the request's [`Exchange`] to the [`ResponseBody`], which ends it. If the
     /// inner service fails or panics, or this future is dropped first, the exchange ends here
     /// (see [`xray_core::lifecycle`] for how each case is recorded).
@@ -31,15 +33,22 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Instrumented<F>,
         exchange: Exchange,
+        grpc: bool,
         on_response: OnRes,
     }
 }
 
 impl<F, OnRes> ResponseFuture<F, OnRes> {
-    pub(crate) fn new(inner: Instrumented<F>, exchange: Exchange, on_response: OnRes) -> Self {
+    pub(crate) fn new(
+        inner: Instrumented<F>,
+        exchange: Exchange,
+        grpc: bool,
+        on_response: OnRes,
+    ) -> Self {
         Self {
             inner,
             exchange,
+            grpc,
             on_response,
         }
     }
@@ -71,13 +80,20 @@ where
                     None
                 };
                 exchange.respond(res.status().as_u16(), length);
+                let grpc = *this.grpc;
+                if grpc {
+                    // A trailers-only response: the status is in the head.
+                    if let Some(code) = GrpcCode::from_headers(res.headers()) {
+                        exchange.record_grpc_status(code);
+                    }
+                }
                 if let Some(segment) = exchange.entity().filter(|s| s.is_sampled()) {
                     this.on_response.on_response(&res, segment);
                 }
                 if res.body().is_end_stream() {
                     exchange.complete();
                 }
-                Poll::Ready(Ok(res.map(|body| ResponseBody::new(body, exchange))))
+                Poll::Ready(Ok(res.map(|body| ResponseBody::new(body, exchange, grpc))))
             }
             Err(error) => {
                 exchange.fail_display(&error, std::any::type_name::<E>());

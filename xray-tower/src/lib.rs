@@ -41,8 +41,9 @@
 //! * `Router::route_layer`: matched routes only; unmatched paths are not traced.
 //! * `ServiceBuilder::new().layer(XRayLayer::new(..)).service(router)`: everything, around
 //!   the router.
-//! * Any other tower HTTP service (`Service<http::Request<B>, Response = http::Response<B2>>`,
-//!   tonic servers included), for example on a plain hyper 1 server through hyper-util:
+//! * tonic's `Server::builder().layer(..)`: see [gRPC](#grpc-tonic).
+//! * Any other tower HTTP service (`Service<http::Request<B>, Response = http::Response<B2>>`),
+//!   for example on a plain hyper 1 server through hyper-util:
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -148,6 +149,105 @@
 //! panic message. With `CatchPanicLayer` *outside*, the segment gets `fault` and the panic
 //! message, and no `http.response` (the 500 is written after the segment ended).
 //!
+//! # gRPC (tonic)
+//!
+//! tonic's server and client are tower services over HTTP/2, so the same two layers trace
+//! them:
+//!
+//! ```
+//! # use std::convert::Infallible;
+//! # use std::task::{Context, Poll};
+//! # // What tonic-build generates, reduced to what the example needs.
+//! # #[derive(Clone)]
+//! # struct GreeterServer;
+//! # impl tonic::server::NamedService for GreeterServer {
+//! #     const NAME: &'static str = "greet.Greeter";
+//! # }
+//! # impl tower::Service<http::Request<tonic::body::Body>> for GreeterServer {
+//! #     type Response = http::Response<tonic::body::Body>;
+//! #     type Error = Infallible;
+//! #     type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+//! #     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+//! #         Poll::Ready(Ok(()))
+//! #     }
+//! #     fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+//! #         std::future::ready(Ok(tonic::Status::unimplemented("").into_http()))
+//! #     }
+//! # }
+//! use tonic::transport::{Endpoint, Server};
+//! use xray_tower::{XRayClientLayer, XRayLayer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Server: a segment per call.
+//! Server::builder()
+//!     .layer(XRayLayer::new("greeter"))
+//!     .add_service(GreeterServer) // GreeterServer::new(MyGreeter) with generated code
+//!     .serve("0.0.0.0:50051".parse()?)
+//!     .await?;
+//!
+//! // Client: a `remote` subsegment per call, under the current entity.
+//! let origin: http::Uri = "http://greeter.internal:50051".parse()?;
+//! let channel = Endpoint::from(origin.clone()).connect_lazy();
+//! let traced = tower::ServiceBuilder::new()
+//!     .layer(XRayClientLayer::new())
+//!     .service(channel);
+//! let client = tonic::client::Grpc::with_origin(traced, origin); // GreeterClient::with_origin
+//! # drop(client);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A request whose `content-type` is `application/grpc` (or `application/grpc+proto`, ...)
+//! is a gRPC call. Its segment (or subsegment) records:
+//! * `http.request`: method `POST`, the URL `http://host:port/package.Service/Method`;
+//!   `http.response.status`: 200, what HTTP said, and the bytes of the messages as
+//!   `content_length`;
+//! * the outcome from the call's `grpc-status`, not from the HTTP status: read from the
+//!   trailers after the last message, or from the response head of a trailers-only response
+//!   (an error before any message, how tonic answers a failed unary call). The mapping, the
+//!   same on both sides and shared by every adapter, is in [`xray_core::lifecycle`]: `OK`
+//!   sets nothing, `RESOURCE_EXHAUSTED` `error` + `throttle`, the caller's mistakes
+//!   (`CANCELLED`, `INVALID_ARGUMENT`, `NOT_FOUND`, `ALREADY_EXISTS`, `PERMISSION_DENIED`,
+//!   `FAILED_PRECONDITION`, `OUT_OF_RANGE`, `UNAUTHENTICATED`) `error`, every other code
+//!   `fault`;
+//! * the code itself: metadata `default` → `rpc.grpc.status_code` (the number, always) and,
+//!   unless it is `OK`, the annotation `grpc_status` (the name, so that
+//!   `annotation.grpc_status = "UNAVAILABLE"` finds the failed calls).
+//!
+//! The server's segment ends when the stream does, after the trailers: for a streaming
+//! response that is after its last message. A client that resets the stream mid-way ends it
+//! by the usual rule for an abandoned body (`error`, a `Cancelled` cause).
+//!
+//! On the client, a gRPC call's subsegment stays open past the response head until the
+//! trailers arrive ([`ClientResponseBody`]); a caller that drops the stream before its end
+//! records the call as cancelled. Other calls still end at the head. tonic's `Channel` sets
+//! the scheme and host itself, below the layer, so give the client its origin
+//! (`with_origin`, as above) to record the full URL and name the subsegment after the host;
+//! without it the URL is the bare path and the subsegment is named `remote` (or use
+//! [`XRayClientLayer::with_name`]).
+//!
+//! tonic keeps the peer address in its `TcpConnectInfo` extension, which this crate does not
+//! read (it does not depend on tonic); copy it into a [`ClientAddr`] in front of the layer to
+//! record `http.request.client_ip`:
+//!
+//! ```
+//! use tonic::transport::server::TcpConnectInfo;
+//! use xray_tower::{ClientAddr, XRayLayer};
+//!
+//! let layer = tower::ServiceBuilder::new()
+//!     .map_request(|mut req: http::Request<tonic::body::Body>| {
+//!         let peer = req.extensions().get::<TcpConnectInfo>().and_then(|i| i.remote_addr());
+//!         if let Some(peer) = peer {
+//!             req.extensions_mut().insert(ClientAddr(peer));
+//!         }
+//!         req
+//!     })
+//!     .layer(XRayLayer::new("greeter"));
+//! let _server = tonic::transport::Server::builder().layer(layer);
+//! ```
+//!
+//! `examples/examples/minimal_tonic.rs` runs all of it against an in-process collector.
+//!
 //! # Unsampled requests and a disabled SDK
 //!
 //! An unsampled request (or any request with `AWS_XRAY_SDK_ENABLED=false`) only carries ids:
@@ -181,7 +281,7 @@ mod on_response;
 mod service;
 
 pub use body::ResponseBody;
-pub use client::{XRayClient, XRayClientLayer};
+pub use client::{ClientResponseBody, XRayClient, XRayClientLayer};
 pub use client_addr::ClientAddr;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
+use xray_core::http::grpc::is_grpc_message;
 use xray_core::http::ServerTracing;
 use xray_core::{context, Entity};
 
@@ -65,6 +66,9 @@ where
                 peer_ip(req.extensions())
             });
         let segment = exchange.entity().cloned();
+        // A gRPC call's outcome is its `grpc-status`, read from the response head or trailers
+        // (unsampled requests record nothing: they need not look).
+        let grpc = exchange.is_sampled() && is_grpc_message(req.headers());
         if let Some(segment) = segment.as_ref().filter(|s| s.is_sampled()) {
             self.on_request.on_request(&req, segment);
         }
@@ -74,6 +78,7 @@ where
         ResponseFuture::new(
             context::maybe_scope(segment, fut),
             exchange,
+            grpc,
             self.on_response.clone(),
         )
     }

@@ -34,8 +34,17 @@
 //! trace. The `tracestate` that came with a continued `traceparent` goes out unchanged next to
 //! it. See [`crate::w3c`] for the exact mapping.
 //!
+//! # gRPC
+//!
+//! A request whose `content-type` is `application/grpc*` is a gRPC call: its outcome is the
+//! `grpc-status` code (in the trailers, or in the response head of a trailers-only response),
+//! not the HTTP status, which is 200. [`grpc`] reads it;
+//! [`Exchange::record_grpc_status`](crate::lifecycle::Exchange::record_grpc_status) records
+//! it and sets the flags it implies.
+//!
 //! [`Exchange`]: crate::lifecycle::Exchange
 
+pub mod grpc;
 mod ignore;
 mod incoming;
 mod outbound;
@@ -270,5 +279,43 @@ mod tests {
         assert_eq!(b.url.as_deref(), Some("https://h/"));
         assert_eq!(b.client_ip.as_deref(), Some("127.0.0.1"));
         assert!(!b.x_forwarded_for);
+    }
+
+    #[test]
+    fn request_under_a_facade_is_a_subsegment_with_the_request_block() {
+        let emitter = crate::emitter::MemoryEmitter::new();
+        let recorder = Recorder::builder()
+            .emitter(emitter.clone())
+            .ignore_env()
+            .build()
+            .unwrap();
+        let header: crate::TraceHeader =
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                .parse()
+                .unwrap();
+        let facade = recorder.begin_facade_segment(&header);
+        let req = IncomingRequest {
+            method: "GET",
+            scheme: Some("https"),
+            host: Some("user:pw@api.example.com"),
+            path_and_query: "/users/1?token=t",
+            // A trace header on the request is not the parent's: it is not read.
+            trace_header: Some(b"Root=1-67891233-abcdef012345678912345678;Sampled=0"),
+            ..IncomingRequest::default()
+        };
+        let mut exchange = ServerTracing::new("api").begin_subsegment(&facade, &req);
+        exchange.finish(503, Some(2));
+        facade.end();
+        let docs = emitter.documents();
+        assert_eq!(docs.len(), 1, "only the subsegment is sent: {docs:?}");
+        let d = &docs[0];
+        assert_eq!(d.name, "api");
+        assert_eq!(d.parent_id.unwrap().to_string(), "53995c3f42cd8ad8");
+        let request = d.http.request.as_ref().unwrap();
+        assert_eq!(
+            request.url.as_deref(),
+            Some("https://api.example.com/users/1")
+        );
+        assert!(d.fault);
     }
 }

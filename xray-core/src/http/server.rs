@@ -146,6 +146,33 @@ impl ServerTracing {
         Exchange::server(self.begin_segment_with_peer(&req, peer_ip)).without_body(head)
     }
 
+    /// Begins recording a request as a subsegment of `parent` instead of a segment of its own:
+    /// for a request whose segment someone else records, such as the function segment AWS
+    /// Lambda records, held here as a facade. The trace and the sampling decision are the
+    /// parent's; the request's trace headers are not read. The subsegment is named as
+    /// [`begin`](Self::begin) names segments, records `http.request` the same way, and ends
+    /// through the returned [`Exchange`] (see [`crate::lifecycle`] for the rules).
+    pub fn begin_subsegment(&self, parent: &Entity, req: &IncomingRequest<'_>) -> Exchange {
+        let head = req.method == "HEAD";
+        let recorder = parent.recorder();
+        let mut clean = *req;
+        clean.host = req.host.map(after_userinfo);
+        let name = self
+            .naming
+            .matched_host(clean.host)
+            .or(recorder.tracing_name_override())
+            .unwrap_or(self.naming.fallback());
+        let subsegment = parent.begin_subsegment(name);
+        if subsegment.is_sampled() {
+            subsegment.set_http_request(request_block(
+                &clean,
+                self.record_query,
+                recorder.redacted_query_params(),
+            ));
+        }
+        Exchange::server(subsegment).without_body(head)
+    }
+
     fn begin_segment_with_peer(
         &self,
         req: &IncomingRequest<'_>,
