@@ -71,11 +71,26 @@ pub fn recorder(args: &ServiceArgs, service_name: &str) -> Result<Recorder, Setu
     Ok(recorder)
 }
 
-/// Flushes the segments not yet sent, waiting at most two seconds.
+/// Stops the sampling poller and sends the segments not yet sent, within two seconds in all,
+/// then logs what the emitter did.
 pub fn flush(recorder: &Recorder) {
-    if recorder.shutdown(std::time::Duration::from_secs(2)) {
-        tracing::info!("segments flushed");
+    let flushed = recorder.shutdown(std::time::Duration::from_secs(2));
+    let s = recorder.emitter_stats();
+    if flushed {
+        tracing::info!(
+            sent = s.sent,
+            dropped = s.dropped,
+            errors = s.errors,
+            refused = s.refused,
+            "segments flushed"
+        );
     } else {
-        tracing::warn!("some segments could not be sent before the timeout");
+        tracing::warn!(
+            sent = s.sent,
+            dropped = s.dropped,
+            errors = s.errors,
+            accepted = s.accepted,
+            "some segments could not be sent before the timeout"
+        );
     }
 }

@@ -51,8 +51,9 @@ async fn daemon_port_answering_icmp_unreachable_never_reaches_requests() {
     let port = closed_udp_port();
     // The port really answers with ICMP port unreachable: a connected socket sees it as
     // ECONNREFUSED on a later call. The emitter's socket is connected: the report costs the
-    // datagram it lands on nothing (that one is sent again), so every document still counts
-    // as sent, and none ever reaches a request.
+    // datagram it lands on nothing (that one is sent again), so every document reaches the
+    // kernel and counts as sent, the answers count as refused, and none ever reaches a
+    // request.
     let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
     probe.connect(("127.0.0.1", port)).unwrap();
     probe.send(b"probe").unwrap();
@@ -77,6 +78,11 @@ async fn daemon_port_answering_icmp_unreachable_never_reaches_requests() {
         "{stats:?}"
     );
     assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert_eq!((stats.sent, stats.errors), (200, 0), "{stats:?}");
+    assert!(
+        stats.refused > 0 && stats.refused <= stats.datagrams,
+        "{stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,7 +83,8 @@
 //! the same thread, and not across an `.await`: see its documentation).
 #![deny(missing_docs)]
 // One module sends datagrams through libc (`sendmmsg`, `sendmsg` with UDP segmentation
-// offload, `getsockopt`); its `unsafe` blocks carry their proofs (SECURITY.md §6).
+// offload, `getsockopt`, and the socket's ICMP error queue through `setsockopt` and
+// `recvmsg`); its `unsafe` blocks carry their proofs (SECURITY.md §6).
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -16,7 +16,7 @@ pub struct Encoded {
     pub datagrams: Vec<Vec<u8>>,
     /// The document had to be split into independent subsegments.
     pub split: bool,
-    /// Documents that had to be trimmed to fit.
+    /// Entities that were trimmed to fit (and then fitted).
     pub trimmed: u64,
     /// Documents that could not be made to fit even after trimming, and were dropped.
     pub failed: u64,
@@ -41,6 +41,16 @@ pub(crate) enum Datagrams {
     One(Vec<u8>),
     /// Split, trimmed or dropped: see [`Encoded`].
     Many(Encoded),
+}
+
+impl Datagrams {
+    /// Bytes held, for the queue's bound.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Datagrams::One(d) => d.len(),
+            Datagrams::Many(enc) => enc.datagrams.iter().map(Vec::len).sum(),
+        }
+    }
 }
 
 /// Like [`encode_datagrams`], serializing into `buf` (cleared first) and returning it as the
@@ -92,7 +102,6 @@ fn encode_into(mut doc: Document, budget: usize, out: &mut Encoded) {
         encode_into(doc, budget, out);
         return;
     }
-    out.trimmed += 1;
     let steps: [fn(&mut Document); 4] = [
         |d| d.metadata.clear(),
         |d| {
@@ -128,6 +137,7 @@ fn encode_into(mut doc: Document, budget: usize, out: &mut Encoded) {
         let buf = serialize(&doc);
         if buf.len() <= budget {
             out.datagrams.push(buf);
+            out.trimmed += 1;
             return;
         }
     }

@@ -109,8 +109,13 @@ impl Emitter for MemoryEmitter {
             Counters::add(&c.split, 1);
         }
         Counters::add(&c.trimmed, enc.trimmed);
-        Counters::add(&c.errors, enc.failed);
-        Counters::add(&c.sent, enc.datagrams.len() as u64);
+        // Counted as the UDP emitter counts: a document is sent when every part of it is.
+        if enc.failed == 0 {
+            Counters::add(&c.sent, 1);
+        } else {
+            Counters::add(&c.errors, 1);
+        }
+        Counters::add(&c.datagrams, enc.datagrams.len() as u64);
         self.lock().extend(enc.datagrams);
         self.inner.cond.notify_all();
     }

@@ -21,7 +21,7 @@ mod udp;
 
 pub use encode::{encode_datagrams, DATAGRAM_HEADER, MAX_DATAGRAM_BYTES};
 pub use memory::MemoryEmitter;
-pub use udp::{UdpEmitter, UdpEmitterBuilder};
+pub use udp::{UdpEmitter, UdpEmitterBuilder, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_CAPACITY};
 
 /// Receives finished segment and subsegment documents.
 ///
@@ -57,22 +57,45 @@ pub trait Emitter: Send + Sync + fmt::Debug + 'static {
 }
 
 /// What an emitter did so far.
+///
+/// `accepted`, `sent`, `dropped` and `errors` count documents (a segment, or a subsegment sent
+/// on its own), whatever the number of datagrams each took: once the emitter is flushed, each
+/// accepted document is counted in exactly one of the other three, so
+/// `sent + dropped + errors == accepted`. `datagrams` and `refused` count datagrams.
+///
+/// `sent` says that the kernel took a document's datagrams, not that the daemon received
+/// them: UDP has no acknowledgement. When nobody listens at the daemon's port, the daemon's
+/// host answers each datagram with ICMP port unreachable, which the UDP emitter counts in
+/// `refused` (and warns about, once a minute at most).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EmitterStats {
     /// Documents handed to the emitter.
     pub accepted: u64,
-    /// Datagrams sent.
+    /// Documents whose datagrams were all handed to the network (the kernel took them). A
+    /// document split into several datagrams counts once.
     pub sent: u64,
-    /// Documents dropped because the queue was full or the emitter had shut down.
+    /// Documents dropped before any work was done to send them: the queue was full (in
+    /// documents or in bytes) or the emitter had shut down.
     pub dropped: u64,
     /// Documents split into several datagrams because they exceeded the size budget.
     pub split: u64,
-    /// Documents trimmed (metadata, stacks, long strings removed) to fit the size budget.
+    /// Entities (a document, or one part of a split document) trimmed (metadata, stacks,
+    /// long strings removed) to fit the size budget.
     pub trimmed: u64,
-    /// Send failures (daemon unreachable, address unresolvable) and documents that could not
-    /// be made to fit.
+    /// Documents not sent, or not wholly: a part could not be made to fit even after
+    /// trimming, the daemon's address could not be resolved or no socket opened to it, or the
+    /// kernel turned a datagram down.
     pub errors: u64,
+    /// Datagrams handed to the network (a document split in several counts several).
+    pub datagrams: u64,
+    /// Datagrams the daemon's address refused (ICMP port unreachable: nothing listens at the
+    /// daemon's port), as its answers came back. These datagrams are among `datagrams`, and
+    /// their documents among `sent` (the kernel took them), but never arrived. On Linux each
+    /// answer is counted (hosts rate-limit them, loopback excepted; a run sent with
+    /// segmentation offload that is refused before being cut up, as on loopback, gets one);
+    /// elsewhere each time a send reports one, which may stand for several.
+    pub refused: u64,
 }
 
 /// Something an emitter has to tell the user about a document it was handed. Emitters may be
@@ -81,7 +104,7 @@ pub struct EmitterStats {
 /// recorder reports it once the lock is released ([`report_deferred`]).
 #[derive(Debug)]
 pub(crate) enum Deferred {
-    /// The queue was full; `dropped` documents so far.
+    /// The queue was full (in documents or in bytes); `dropped` documents so far.
     QueueFull { dropped: u64 },
     /// A document did not fit in a datagram even after trimming.
     TooLarge { id: crate::EntityId, name: String },
@@ -115,7 +138,10 @@ pub(crate) fn report_deferred() {
     for what in pending {
         match what {
             Deferred::QueueFull { dropped } => {
-                tracing::warn!(dropped, "X-Ray emitter queue is full; dropping segments")
+                tracing::warn!(
+                    dropped,
+                    "X-Ray emitter queue is full (documents or bytes); dropping segments"
+                )
             }
             Deferred::TooLarge { id, name } => tracing::warn!(
                 %id,
@@ -135,6 +161,8 @@ pub(crate) struct Counters {
     pub(crate) split: AtomicU64,
     pub(crate) trimmed: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) datagrams: AtomicU64,
+    pub(crate) refused: AtomicU64,
 }
 
 impl Counters {
@@ -146,6 +174,8 @@ impl Counters {
             split: self.split.load(Ordering::Relaxed),
             trimmed: self.trimmed.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            datagrams: self.datagrams.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
         }
     }
 

@@ -22,26 +22,44 @@ pub(crate) const PER_CALL: usize = 64;
 /// What happened to a run of datagrams.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
+    /// Datagrams the kernel took (which says nothing of whether they arrived).
     pub(crate) sent: u64,
     /// Datagrams not sent, with the last error seen.
     pub(crate) failed: u64,
+    /// The positions, among the datagrams given to [`Sender::send_all`], of those not sent,
+    /// in ascending order.
+    pub(crate) failed_at: Vec<usize>,
     pub(crate) last_error: Option<io::Error>,
-    /// Failures other than "refused" (which only means nothing listens at the daemon's port
-    /// yet, reported on a later datagram than the one that found it out).
+    /// Failures other than reports of earlier datagrams (which say nothing about the datagram
+    /// they land on): the daemon's address may have changed.
     pub(crate) other_errors: u64,
-    /// Times the kernel reported that an earlier datagram found nobody listening.
+    /// ICMP port-unreachable answers to datagrams sent earlier (nobody listens at the daemon's
+    /// port). Where the socket queues ICMP errors (Linux), every answer is counted: one per
+    /// datagram, as far as the daemon's host answers each (hosts rate-limit ICMP; a run sent
+    /// with segmentation offload that is refused before being cut up, as on loopback, gets
+    /// one answer). Elsewhere one per report, which may stand for several answers.
     pub(crate) refused: u64,
 }
 
 impl Outcome {
-    fn fail(&mut self, e: io::Error) {
+    fn fail(&mut self, index: usize, e: io::Error) {
         self.failed += 1;
+        self.failed_at.push(index);
         if e.kind() != io::ErrorKind::ConnectionRefused {
             self.other_errors += 1;
         }
         self.last_error = Some(e);
     }
 }
+
+/// Times one datagram (or one segmented run) is sent again after a send call reported an
+/// earlier datagram's fate instead of sending it: each report is cleared by being made, so a
+/// further one needs a further ICMP answer; the bound only keeps a flood of them from holding
+/// the thread.
+const MAX_RESENDS: u32 = 4;
+
+/// Most ICMP errors read off the socket's error queue at once.
+const MAX_QUEUED_ERRORS: usize = 1024;
 
 /// Most datagrams one segmented send may carry (the kernel's `UDP_MAX_SEGMENTS` is 64 on the
 /// oldest kernels that offer it, 128 on newer ones).
@@ -62,6 +80,9 @@ pub(crate) struct Sender {
     /// Largest datagram segmentation offload may carry on this socket's path (its MTU less
     /// the IP and UDP headers); 0 when it is off, unsupported, or was refused once.
     segment_limit: usize,
+    /// The kernel queues the ICMP errors answering this socket's datagrams (`IP_RECVERR`),
+    /// one per datagram, for [`Sender::take_errors`] to read.
+    error_queue: bool,
 }
 
 impl Sender {
@@ -69,6 +90,7 @@ impl Sender {
     pub(crate) fn new(socket: &UdpSocket, offload: bool) -> Self {
         Self {
             segment_limit: if offload { segment_limit(socket) } else { 0 },
+            error_queue: enable_error_queue(socket),
         }
     }
 
@@ -79,31 +101,34 @@ impl Sender {
     }
 
     /// Sends every datagram in order on `socket`, which must be connected. A datagram the
-    /// kernel refuses is counted and skipped; the rest are still sent.
+    /// kernel turns down is counted and skipped; the rest are still sent. Then reads the ICMP
+    /// answers that came back so far, counting the refusals.
     pub(crate) fn send_all(&mut self, socket: &UdpSocket, datagrams: &[Vec<u8>]) -> Outcome {
         let mut out = Outcome::default();
         if self.segment_limit == 0 || datagrams.len() < 2 {
             let all: Vec<&[u8]> = datagrams.iter().map(Vec::as_slice).collect();
-            send_each(socket, &all, &mut out);
-            return out;
-        }
-        for run in plan(datagrams, self.segment_limit) {
-            let (range, segmented) = match run {
-                Run::Segmented(r) => (r, self.segment_limit > 0),
-                Run::Alone(r) => (r, false),
-            };
-            let parts: Vec<&[u8]> = datagrams[range].iter().map(Vec::as_slice).collect();
-            if segmented && self.send_segmented(socket, &parts, &mut out) {
-                continue;
+            self.send_each(socket, &all, 0, &mut out);
+        } else {
+            for run in plan(datagrams, self.segment_limit) {
+                let (range, segmented) = match run {
+                    Run::Segmented(r) => (r, self.segment_limit > 0),
+                    Run::Alone(r) => (r, false),
+                };
+                let first = range.start;
+                let parts: Vec<&[u8]> = datagrams[range].iter().map(Vec::as_slice).collect();
+                if segmented && self.send_segmented(socket, &parts, &mut out) {
+                    continue;
+                }
+                self.send_each(socket, &parts, first, &mut out);
             }
-            send_each(socket, &parts, &mut out);
         }
+        self.take_errors(socket, &mut out);
         out
     }
 
     /// One segmented send of `parts`; false when the run must go one datagram at a time.
     fn send_segmented(&mut self, socket: &UdpSocket, parts: &[&[u8]], out: &mut Outcome) -> bool {
-        let mut refused_once = false;
+        let mut resends = 0;
         loop {
             let e = match send_run(socket, parts) {
                 Ok(()) => {
@@ -112,25 +137,116 @@ impl Sender {
                 }
                 Err(e) => e,
             };
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                // An ICMP answer to an earlier datagram, cleared by this report: nothing of
-                // this run went out; try it once more, as `send_each` does.
-                io::ErrorKind::ConnectionRefused if !refused_once => {
-                    refused_once = true;
-                    out.refused += 1;
+            // A report of an earlier datagram's fate: nothing of this run went out; again.
+            if self.reported(socket, &e, &mut resends, out) {
+                continue;
+            }
+            // Turned down: the run goes one datagram at a time, which also tells which
+            // datagram (if any) is at fault. Runs of datagrams that each fit the path are
+            // turned down only when the kernel or the device cannot segment: then stop trying.
+            if is_unsupported(&e) {
+                tracing::debug!(error = %e, "UDP segmentation offload unavailable; sending datagrams one by one");
+                self.segment_limit = 0;
+            }
+            return false;
+        }
+    }
+
+    /// Sends `datagrams` (which start at position `first` of those given to
+    /// [`send_all`](Self::send_all)) in order, [`PER_CALL`] per system call, recording what
+    /// happened in `out`.
+    fn send_each(
+        &mut self,
+        socket: &UdpSocket,
+        datagrams: &[&[u8]],
+        first: usize,
+        out: &mut Outcome,
+    ) {
+        let mut at = 0;
+        let mut resends = 0;
+        while at < datagrams.len() {
+            let take = (datagrams.len() - at).min(PER_CALL);
+            match send_some(socket, &datagrams[at..at + take]) {
+                Ok(0) => {
+                    // Not expected for a non-empty run; never loop on it.
+                    out.fail(
+                        first + at,
+                        io::Error::other("the kernel accepted no datagram"),
+                    );
+                    at += 1;
+                    resends = 0;
                 }
-                _ => {
-                    // Turned down: the run goes one datagram at a time, which also tells which
-                    // datagram (if any) is at fault. Runs of datagrams that each fit the path
-                    // are turned down only when the kernel or the device cannot segment:
-                    // then stop trying.
-                    if is_unsupported(&e) {
-                        tracing::debug!(error = %e, "UDP segmentation offload unavailable; sending datagrams one by one");
-                        self.segment_limit = 0;
-                    }
-                    return false;
+                Ok(n) => {
+                    let n = n.min(take);
+                    out.sent += n as u64;
+                    at += n;
+                    resends = 0;
                 }
+                // The datagram that got the report was not sent: it goes again.
+                Err(e) if self.reported(socket, &e, &mut resends, out) => {}
+                Err(e) => {
+                    out.fail(first + at, e);
+                    at += 1;
+                    resends = 0;
+                }
+            }
+        }
+    }
+
+    /// Whether the failed send call with `e` sent nothing because it reported the fate of
+    /// earlier datagrams instead (or was interrupted), so that the same datagrams go again;
+    /// at most [`MAX_RESENDS`] times in a row.
+    ///
+    /// A connected UDP socket keeps the last ICMP error answering its datagrams and fails the
+    /// next send call with it, clearing it. "Refused" is only ever such a report (port
+    /// unreachable: nobody listens at the daemon's port). Where the kernel also queues each
+    /// ICMP error, an error on the queue means the failure was a report, whatever its kind.
+    fn reported(
+        &mut self,
+        socket: &UdpSocket,
+        e: &io::Error,
+        resends: &mut u32,
+        out: &mut Outcome,
+    ) -> bool {
+        if e.kind() == io::ErrorKind::Interrupted {
+            return true;
+        }
+        let refused = e.kind() == io::ErrorKind::ConnectionRefused;
+        let icmp = self.take_errors(socket, out);
+        if refused && icmp == 0 {
+            // Not queued (no error queue here, or it overflowed): count the report itself.
+            out.refused += 1;
+        }
+        if (refused || icmp > 0) && *resends < MAX_RESENDS {
+            *resends += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Reads the ICMP answers that came back since the last send and returns how many were
+    /// refusals (0 where the kernel does not queue them).
+    pub(crate) fn take_refused(&mut self, socket: &UdpSocket) -> u64 {
+        let mut out = Outcome::default();
+        self.take_errors(socket, &mut out);
+        out.refused
+    }
+
+    /// Reads the ICMP errors queued on `socket`, adding the refusals to `out`; returns how many
+    /// ICMP errors of any kind there were.
+    fn take_errors(&mut self, socket: &UdpSocket, out: &mut Outcome) -> u64 {
+        if !self.error_queue {
+            return 0;
+        }
+        match read_error_queue(socket) {
+            Ok(errors) => {
+                out.refused += errors.refused;
+                errors.icmp
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the UDP socket's error queue; counting refusals as reported");
+                self.error_queue = false;
+                0
             }
         }
     }
@@ -178,37 +294,6 @@ enum Run {
     Segmented(std::ops::Range<usize>),
     /// One datagram per buffer (`sendmmsg`).
     Alone(std::ops::Range<usize>),
-}
-
-/// Sends `datagrams` in order, [`PER_CALL`] per system call, recording what happened in `out`.
-fn send_each(socket: &UdpSocket, datagrams: &[&[u8]], out: &mut Outcome) {
-    let mut rest = datagrams;
-    // "Refused" reports an ICMP answer to an earlier datagram, and reporting it clears it:
-    // the datagram that got the report was not sent and goes again, once.
-    let mut retried = usize::MAX;
-    while !rest.is_empty() {
-        let take = rest.len().min(PER_CALL);
-        match send_some(socket, &rest[..take]) {
-            Ok(0) => {
-                // Not expected for a non-empty run; never loop on it.
-                out.fail(io::Error::other("the kernel accepted no datagram"));
-                rest = &rest[1..];
-            }
-            Ok(n) => {
-                out.sent += n as u64;
-                rest = &rest[n.min(rest.len())..];
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && retried != rest.len() => {
-                retried = rest.len();
-                out.refused += 1;
-            }
-            Err(e) => {
-                out.fail(e);
-                rest = &rest[1..];
-            }
-        }
-    }
 }
 
 /// Sends a prefix of `datagrams` (at most [`PER_CALL`]); returns how many were sent. An error
@@ -323,6 +408,138 @@ fn segment_limit(socket: &UdpSocket) -> usize {
 #[cfg(not(target_os = "linux"))]
 fn segment_limit(_socket: &UdpSocket) -> usize {
     0
+}
+
+/// Asks the kernel to queue the ICMP errors answering `socket`'s datagrams (`IP_RECVERR`,
+/// `IPV6_RECVERR`), so that each refusal is counted, not only the one a later send reports
+/// (`sendmmsg` drops reports that land after its first datagram). Returns whether it did.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn enable_error_queue(socket: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+
+    let Ok(local) = socket.local_addr() else {
+        return false;
+    };
+    let (level, name) = if local.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_RECVERR)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor is open, borrowed from `socket` for the call. The kernel reads
+    // exactly `size_of::<c_int>()` bytes from `on`, a live `c_int` owned by this frame.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    r == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enable_error_queue(_socket: &UdpSocket) -> bool {
+    false
+}
+
+/// What [`read_error_queue`] found.
+#[derive(Debug, Default, Clone, Copy)]
+struct QueuedErrors {
+    /// ICMP errors of any kind.
+    icmp: u64,
+    /// Of which port unreachable (`ECONNREFUSED`).
+    refused: u64,
+}
+
+/// Reads (without waiting) the errors queued on `socket` (see [`enable_error_queue`]), at most
+/// [`MAX_QUEUED_ERRORS`]. Reading them also clears the error the next send would report.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn read_error_queue(socket: &UdpSocket) -> io::Result<QueuedErrors> {
+    use std::os::fd::AsRawFd;
+
+    let mut found = QueuedErrors::default();
+    for _ in 0..MAX_QUEUED_ERRORS {
+        // The start of the datagram the error answers (not needed: truncated), and room for
+        // the `sock_extended_err` control message with the offender's address after it.
+        let mut quoted = [0u8; 64];
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: quoted.as_mut_ptr().cast(),
+            iov_len: quoted.len(),
+        };
+        // SAFETY: `msghdr` is a plain C struct of integers and pointers; all-zero bytes are a
+        // valid value (no address, no iovecs, no control data, no flags).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = std::ptr::from_mut(&mut iov);
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: the descriptor is open, borrowed from `socket` for the call. `msg` points at
+        // one `iovec` describing `quoted` (64 writable bytes) and at `control` (128 writable
+        // bytes, 8-aligned) with their exact lengths; all are owned by this frame and outlive
+        // the call. The kernel writes at most those lengths into them, and updates
+        // `msg_controllen` and `msg_flags` inside `msg`, which we hold mutably. `msg_name` is
+        // null: no address is written. `MSG_DONTWAIT` keeps the call from blocking.
+        let r = unsafe {
+            libc::recvmsg(
+                socket.as_raw_fd(),
+                &mut msg,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return Ok(found),
+                _ => return Err(e),
+            }
+        }
+        let want = std::mem::size_of::<libc::sock_extended_err>();
+        // SAFETY: `msg` is the header the kernel just filled: `msg_control` points at
+        // `control` and `msg_controllen` is the length of the control messages it wrote there
+        // (at most the 128 bytes given; a message that did not fit is cut, its `cmsg_len`
+        // never reaching past them). `CMSG_FIRSTHDR` and `CMSG_NXTHDR` only return pointers
+        // to whole `cmsghdr`s inside that length, or null, and `control` is aligned for
+        // `cmsghdr`. The header's fields are read through that pointer; the data is read
+        // unaligned, and only when the message's length covers a whole `sock_extended_err`
+        // (a plain C struct of integers, valid for any bytes) after its header (`CMSG_LEN`
+        // only computes that length).
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                let (level, kind, len) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len);
+                let ours = (level == libc::IPPROTO_IP && kind == libc::IP_RECVERR)
+                    || (level == libc::IPPROTO_IPV6 && kind == libc::IPV6_RECVERR);
+                if ours && len >= libc::CMSG_LEN(want as libc::c_uint) as _ {
+                    let ee = std::ptr::read_unaligned(
+                        libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>(),
+                    );
+                    if matches!(
+                        ee.ee_origin,
+                        libc::SO_EE_ORIGIN_ICMP | libc::SO_EE_ORIGIN_ICMP6
+                    ) {
+                        found.icmp += 1;
+                        if ee.ee_errno == libc::ECONNREFUSED as u32 {
+                            found.refused += 1;
+                        }
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_error_queue(_socket: &UdpSocket) -> io::Result<QueuedErrors> {
+    Ok(QueuedErrors::default())
 }
 
 /// Sends `parts` (two or more) as one buffer that the kernel cuts into one datagram per part:
@@ -513,6 +730,61 @@ mod tests {
         assert_eq!(buf[..len].trim_ascii_end(), b"first");
         let len = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"second");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn each_datagram_a_closed_port_refuses_is_counted_once_and_none_is_counted_failed() {
+        every_refusal_counted(false);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn with_offload_each_datagram_a_closed_port_refuses_is_counted_once() {
+        every_refusal_counted(true);
+    }
+
+    /// Runs of datagrams to a closed loopback port: `sendmmsg` drops the reports that land
+    /// after its first datagram, and the last datagrams' answers arrive after the last send;
+    /// the error queue still accounts for every one (loopback is exempt from ICMP rate limits).
+    #[cfg(target_os = "linux")]
+    fn every_refusal_counted(offload: bool) {
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(addr).unwrap();
+        let mut sender = Sender::new(&tx, offload);
+        let (mut sent, mut refused) = (0, 0);
+        for round in 0..3 {
+            let datagrams: Vec<Vec<u8>> = (0..10)
+                .map(|i| format!("round {round} datagram {i}").into_bytes())
+                .collect();
+            let out = sender.send_all(&tx, &datagrams);
+            assert_eq!((out.failed, out.other_errors), (0, 0), "{out:?}");
+            sent += out.sent;
+            refused += out.refused;
+        }
+        assert_eq!(sent, 30, "every datagram reached the kernel");
+        // The last answers may come after the last send: read until 200 ms pass quietly.
+        let mut quiet_since = std::time::Instant::now();
+        while refused < 30 && quiet_since.elapsed() < Duration::from_millis(200) {
+            std::thread::sleep(Duration::from_millis(5));
+            let more = sender.send_all(&tx, &[]).refused;
+            if more > 0 {
+                refused += more;
+                quiet_since = std::time::Instant::now();
+            }
+        }
+        if offload {
+            // On loopback a segmented run meets the closed port before it is cut up, and is
+            // answered once: one refusal per run at least, each counted.
+            assert!((3..=30).contains(&refused), "{refused}");
+        } else {
+            assert_eq!(refused, 30, "one refusal per datagram, none twice");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(sender.send_all(&tx, &[]).refused, 0);
     }
 
     #[test]

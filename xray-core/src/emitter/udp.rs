@@ -12,6 +12,16 @@ use super::{sendmany, Counters, Emitter, EmitterStats, MAX_DATAGRAM_BYTES};
 use crate::daemon::{DaemonAddress, HostPort};
 use crate::document::Document;
 
+/// How many documents may wait to be sent, by default ([`UdpEmitterBuilder::queue_capacity`]).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 2048;
+
+/// How many bytes of datagrams may wait to be sent, by default
+/// ([`UdpEmitterBuilder::queue_bytes`]): 4 MiB, twice what the default 2048 documents of a
+/// typical 1 KiB take, so the document count binds first for usual traffic while a run of
+/// large documents (up to 64 000 bytes each, or split ones larger still) cannot hold more
+/// than 4 MiB.
+pub const DEFAULT_QUEUE_BYTES: usize = 4 << 20;
+
 /// How often a busy emitter thread looks for new documents. Between looks, requests hand
 /// documents over without waking it, so a busy service pays no context switch per request,
 /// and each look sends what gathered in as few system calls as possible. 10 ms rather than
@@ -31,11 +41,26 @@ const BUSY_INTERVAL: Duration = Duration::from_millis(2);
 const SPARE_BUFFERS: usize = 128;
 const SPARE_CAPACITY: usize = 1024 + super::DATAGRAM_HEADER.len();
 
+/// Refusals by the daemon's address are warned about when first seen, then at most this
+/// often while they go on.
+const REFUSED_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Documents waiting for the emitter thread.
+#[derive(Debug, Default)]
+struct Waiting {
+    docs: VecDeque<Datagrams>,
+    /// The datagrams' bytes.
+    bytes: usize,
+}
+
 /// The hand-over point between requests and the emitter thread.
 #[derive(Debug)]
 struct Queue {
-    docs: Mutex<VecDeque<Datagrams>>,
+    waiting: Mutex<Waiting>,
+    /// Most documents waiting.
     capacity: usize,
+    /// Most bytes waiting (a document larger than this alone is taken when nothing waits).
+    max_bytes: usize,
     /// Sent datagrams' buffers, handed back for the next documents to be serialized into, so
     /// that a buffer is neither allocated per segment nor freed by another thread than the
     /// one that allocated it (which costs glibc's allocator its per-thread fast path).
@@ -52,8 +77,22 @@ struct Queue {
 }
 
 impl Queue {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Datagrams>> {
-        self.docs.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether another document may be encoded for the queue (checked again, with its size,
+    /// before it is put there).
+    fn has_room(&self) -> bool {
+        let w = self.lock();
+        w.docs.len() < self.capacity && w.bytes < self.max_bytes
+    }
+
+    /// Moves every waiting document to `batch` (which must be empty).
+    fn take_all(&self, batch: &mut VecDeque<Datagrams>) {
+        let mut w = self.lock();
+        std::mem::swap(batch, &mut w.docs);
+        w.bytes = 0;
     }
 
     fn spare_buffer(&self) -> Vec<u8> {
@@ -87,13 +126,19 @@ impl Queue {
 ///
 /// [`emit`](Emitter::emit) serializes the document (split or trimmed to fit
 /// [`MAX_DATAGRAM_BYTES`]) and puts the datagrams on a bounded queue; it never touches the
-/// network. When the queue is full the document is dropped and counted (before any work is
-/// spent on it), so a slow or absent daemon never blocks a request or grows memory. A
-/// background thread named `xray-emitter` resolves the daemon's address and sends. While
-/// documents keep coming it takes them in batches every 10 ms (sooner when half the queue is
-/// full) and sends up to 64 datagrams per system call (with UDP segmentation offload where
-/// Linux offers it: see [`UdpEmitterBuilder::segmentation_offload`]); once idle it sleeps
-/// until the next one.
+/// network. The queue holds at most 2048 documents and 4 MiB of datagrams (see
+/// [`UdpEmitterBuilder::queue_capacity`] and [`UdpEmitterBuilder::queue_bytes`]); when either
+/// is reached the document is dropped and counted, so a slow or absent daemon never blocks a
+/// request or grows memory. A background thread named `xray-emitter` resolves the daemon's
+/// address and sends. While documents keep coming it takes them in batches every 10 ms
+/// (sooner when half the queue is full) and sends up to 64 datagrams per system call (with
+/// UDP segmentation offload where Linux offers it: see
+/// [`UdpEmitterBuilder::segmentation_offload`]); once idle it sleeps until the next one.
+///
+/// Where the daemon's host name resolves to several addresses (`localhost` to `::1` and
+/// `127.0.0.1`, say), the first that takes a socket is used, and when datagrams sent to it are
+/// refused (nothing listens there) the thread moves on to the next, round the list. What
+/// happened to each document is counted in [`EmitterStats`] ([`stats`](Emitter::stats)).
 #[derive(Debug, Clone)]
 pub struct UdpEmitter {
     shared: Arc<Shared>,
@@ -115,14 +160,19 @@ impl Drop for Shared {
     }
 }
 
+/// Looks the daemon's address up.
+type Lookup = fn(&HostPort) -> std::io::Result<Vec<SocketAddr>>;
+
 /// Configures a [`UdpEmitter`].
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct UdpEmitterBuilder {
     address: HostPort,
     queue_capacity: usize,
+    queue_bytes: usize,
     datagram_budget: usize,
     offload: bool,
+    lookup: Lookup,
 }
 
 impl UdpEmitterBuilder {
@@ -132,9 +182,17 @@ impl UdpEmitterBuilder {
         self
     }
 
-    /// How many documents may wait to be sent (default 2048).
+    /// How many documents may wait to be sent ([`DEFAULT_QUEUE_CAPACITY`], 2048, by default).
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n.max(1);
+        self
+    }
+
+    /// How many bytes of datagrams may wait to be sent ([`DEFAULT_QUEUE_BYTES`], 4 MiB, by
+    /// default; at least 64 KiB). A document that would take the queue past it is dropped and
+    /// counted; one larger than the whole bound is taken only when nothing else waits.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes.max(64 << 10);
         self
     }
 
@@ -157,11 +215,19 @@ impl UdpEmitterBuilder {
         self
     }
 
+    /// Looks the daemon's address up with `lookup` instead of the system resolver.
+    #[cfg(test)]
+    fn lookup(mut self, lookup: Lookup) -> Self {
+        self.lookup = lookup;
+        self
+    }
+
     /// Starts the background thread.
     pub fn build(self) -> UdpEmitter {
         let queue = Arc::new(Queue {
-            docs: Mutex::new(VecDeque::new()),
+            waiting: Mutex::new(Waiting::default()),
             capacity: self.queue_capacity,
+            max_bytes: self.queue_bytes,
             spare: Mutex::new(Vec::new()),
             idle: AtomicBool::new(false),
             done: Mutex::new(0),
@@ -173,12 +239,17 @@ impl UdpEmitterBuilder {
         let counters = Arc::new(Counters::default());
         let worker = Worker {
             address: self.address.clone(),
+            lookup: self.lookup,
             counters: counters.clone(),
-            target: None,
+            targets: Vec::new(),
+            current: 0,
             socket: None,
             offload: self.offload,
             last_resolve: None,
             stale: false,
+            failed_datagrams: 0,
+            refused_warned: None,
+            refused_unwarned: 0,
         };
         let q = queue.clone();
         match std::thread::Builder::new()
@@ -216,9 +287,11 @@ impl UdpEmitter {
     pub fn builder() -> UdpEmitterBuilder {
         UdpEmitterBuilder {
             address: DaemonAddress::default().udp,
-            queue_capacity: 2048,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             datagram_budget: MAX_DATAGRAM_BYTES,
             offload: true,
+            lookup: lookup_host,
         }
     }
 
@@ -241,14 +314,24 @@ impl UdpEmitter {
         // of CPU instead of 11.6 µs with the SDK disabled, for 0.2 µs of extra instructions.
         // Serializing here brought that to 11.5 µs against 10.5 µs.
         let mut half_full = false;
-        let accepted = !q.closed.load(Ordering::Acquire) && q.lock().len() < q.capacity && {
+        let accepted = !q.closed.load(Ordering::Acquire) && q.has_room() && {
             let encoded = encode(self.shared.budget, q.spare_buffer());
-            let mut docs = q.lock();
-            // Checked again: other threads may have filled the queue meanwhile.
-            docs.len() < q.capacity && {
-                docs.push_back(encoded);
-                half_full = docs.len() == q.capacity.div_ceil(2);
+            let size = encoded.bytes();
+            let mut w = q.lock();
+            // Checked again, with the size: other threads may have filled the queue meanwhile.
+            if w.docs.len() < q.capacity && (w.bytes + size <= q.max_bytes || w.docs.is_empty()) {
+                let half = q.max_bytes / 2;
+                half_full = w.docs.len() + 1 == q.capacity.div_ceil(2)
+                    || (w.bytes < half && w.bytes + size >= half);
+                w.bytes += size;
+                w.docs.push_back(encoded);
                 true
+            } else {
+                drop(w);
+                if let Datagrams::One(buf) = encoded {
+                    q.give_back(&mut vec![buf]);
+                }
+                false
             }
         };
         if !accepted {
@@ -307,24 +390,46 @@ impl Emitter for UdpEmitter {
     }
 }
 
+/// The system resolver, every address in its order, without repeats.
+fn lookup_host(address: &HostPort) -> std::io::Result<Vec<SocketAddr>> {
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for a in (address.host.as_str(), address.port).to_socket_addrs()? {
+        if !addrs.contains(&a) {
+            addrs.push(a);
+        }
+    }
+    Ok(addrs)
+}
+
 struct Worker {
     address: HostPort,
+    lookup: Lookup,
     counters: Arc<Counters>,
-    target: Option<SocketAddr>,
+    /// The daemon's addresses as last looked up, and the one in use.
+    targets: Vec<SocketAddr>,
+    current: usize,
     socket: Option<(UdpSocket, sendmany::Sender)>,
     /// Use UDP segmentation offload where the kernel offers it.
     offload: bool,
     last_resolve: Option<Instant>,
     /// A send failed in a way that suggests the address changed: look it up again.
     stale: bool,
+    /// Datagrams that could not be sent, for warning ever more rarely.
+    failed_datagrams: u64,
+    /// When refusals were last warned about, and how many came since.
+    refused_warned: Option<Instant>,
+    refused_unwarned: u64,
 }
 
 impl Worker {
     fn run(mut self, q: &Queue) {
         let mut batch = VecDeque::new();
         let mut pending = Vec::new();
+        // Where each document's datagrams end in `pending`, and whether encoding kept all of
+        // the document.
+        let mut ends = Vec::new();
         loop {
-            std::mem::swap(&mut batch, &mut *q.lock());
+            q.take_all(&mut batch);
             if batch.is_empty() {
                 if q.closed.load(Ordering::Acquire) {
                     return;
@@ -332,7 +437,7 @@ impl Worker {
                 // Announce the sleep, then look once more so a document that arrived in
                 // between is not left waiting.
                 q.idle.store(true, Ordering::Release);
-                if q.lock().is_empty() && !q.closed.load(Ordering::Acquire) {
+                if q.lock().docs.is_empty() && !q.closed.load(Ordering::Acquire) {
                     std::thread::park();
                 }
                 q.idle.store(false, Ordering::Release);
@@ -344,9 +449,12 @@ impl Worker {
                 // per run instead of one per datagram.
                 let take = batch.len().min(sendmany::PER_CALL);
                 for doc in batch.drain(..take) {
-                    self.take_datagrams(doc, &mut pending);
+                    let whole = self.take_datagrams(doc, &mut pending);
+                    ends.push((pending.len(), whole));
                 }
-                self.send_pending(&pending);
+                let failed_at = self.send_pending(&pending);
+                self.count_documents(&ends, &failed_at);
+                ends.clear();
                 q.give_back(&mut pending);
             }
             *q.done.lock().unwrap_or_else(|p| p.into_inner()) += n;
@@ -362,12 +470,13 @@ impl Worker {
         }
     }
 
-    /// Counts what encoding did to a document and adds its datagrams to `pending`.
-    fn take_datagrams(&mut self, datagrams: Datagrams, pending: &mut Vec<Vec<u8>>) {
+    /// Counts what encoding did to a document and adds its datagrams to `pending`; returns
+    /// whether every part of the document is among them.
+    fn take_datagrams(&mut self, datagrams: Datagrams, pending: &mut Vec<Vec<u8>>) -> bool {
         let enc = match datagrams {
             Datagrams::One(d) => {
                 pending.push(d);
-                return;
+                return true;
             }
             Datagrams::Many(enc) => enc,
         };
@@ -375,98 +484,200 @@ impl Worker {
             Counters::add(&self.counters.split, 1);
         }
         Counters::add(&self.counters.trimmed, enc.trimmed);
-        Counters::add(&self.counters.errors, enc.failed);
         pending.extend(enc.datagrams);
+        enc.failed == 0
     }
 
-    fn send_pending(&mut self, pending: &[Vec<u8>]) {
+    /// Counts each document of a run once: sent when encoding kept all of it and the kernel
+    /// took each of its datagrams, an error otherwise. `ends` as in [`run`](Self::run);
+    /// `failed_at` the positions of the datagrams not sent, ascending.
+    fn count_documents(&self, ends: &[(usize, bool)], failed_at: &[usize]) {
+        let (mut sent, mut errors) = (0, 0);
+        let mut failed = failed_at.iter().peekable();
+        for &(end, whole) in ends {
+            let mut lost = !whole;
+            while failed.next_if(|&&i| i < end).is_some() {
+                lost = true;
+            }
+            if lost {
+                errors += 1;
+            } else {
+                sent += 1;
+            }
+        }
+        Counters::add(&self.counters.sent, sent);
+        Counters::add(&self.counters.errors, errors);
+    }
+
+    /// Sends `pending`; returns the positions of the datagrams not sent, ascending.
+    fn send_pending(&mut self, pending: &[Vec<u8>]) -> Vec<usize> {
         if pending.is_empty() {
-            return;
+            return Vec::new();
+        }
+        // Refusals that came back since the last round (from a daemon farther away than
+        // loopback): a refusing address is left before more is sent to it.
+        let early = match &mut self.socket {
+            Some((socket, sender)) => sender.take_refused(socket),
+            None => 0,
+        };
+        if early > 0 {
+            self.refused(early);
         }
         let outcome = match self.socket() {
             Ok((socket, sender)) => sender.send_all(socket, pending),
             Err(e) => sendmany::Outcome {
                 failed: pending.len() as u64,
+                failed_at: (0..pending.len()).collect(),
+                other_errors: pending.len() as u64,
                 last_error: Some(e),
                 ..Default::default()
             },
         };
-        Counters::add(&self.counters.sent, outcome.sent);
+        Counters::add(&self.counters.datagrams, outcome.sent);
         if outcome.failed > 0 {
-            let before = self
-                .counters
-                .errors
-                .fetch_add(outcome.failed, Ordering::Relaxed);
-            // Warn on the first failure and then ever more rarely (at powers of two).
+            let before = self.failed_datagrams;
             let after = before + outcome.failed;
+            self.failed_datagrams = after;
+            // Warn on the first failure and then ever more rarely (at powers of two).
             if before == 0 || (before + 1).next_power_of_two() <= after {
                 if let Some(e) = &outcome.last_error {
                     tracing::warn!(error = %e, failed = after, daemon = %self.address, "could not send segments to the X-Ray daemon");
                 }
             }
-            // Refused means the address is right and nobody listens yet. Any other failure
-            // may mean the daemon moved (a DNS name): look the address up again.
+            // Any failure other than a refusal may mean the daemon moved (a DNS name): look
+            // the address up again.
             if outcome.other_errors > 0 {
                 self.stale = true;
             }
         }
+        if outcome.refused > 0 {
+            self.refused(outcome.refused);
+        }
+        outcome.failed_at
     }
 
-    fn resolve(&mut self) -> std::io::Result<SocketAddr> {
+    /// The address in use refused `n` datagrams: count and warn (the first time, then at most
+    /// once a minute), and move on to the daemon's next address, if it has several.
+    fn refused(&mut self, n: u64) {
+        let total = self.counters.refused.fetch_add(n, Ordering::Relaxed) + n;
+        self.refused_unwarned += n;
+        let at = self
+            .targets
+            .get(self.current)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if self
+            .refused_warned
+            .is_none_or(|t| t.elapsed() >= REFUSED_WARNING_INTERVAL)
+        {
+            tracing::warn!(
+                refused = self.refused_unwarned,
+                total,
+                daemon = %self.address,
+                address = %at,
+                "the X-Ray daemon's address refused datagrams: nothing listens there, and the \
+                 segments they carried are lost (warned at most once a minute)"
+            );
+            self.refused_warned = Some(Instant::now());
+            self.refused_unwarned = 0;
+        }
+        if self.targets.len() > 1 {
+            self.current = (self.current + 1) % self.targets.len();
+            self.socket = None;
+            tracing::debug!(
+                refused = %at,
+                next = %self.targets[self.current],
+                "trying the X-Ray daemon's next address"
+            );
+        }
+    }
+
+    /// Looks the daemon's address up when it never was, or when a send suggested it changed
+    /// (at most once a second).
+    fn resolve(&mut self) -> std::io::Result<()> {
         // Do not hammer a resolver: at most one lookup per second.
         let due = self
             .last_resolve
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-        match self.target {
-            Some(t) if !self.stale || !due => return Ok(t),
-            None if !due => {
-                return Err(std::io::Error::other("daemon address not resolved yet"));
-            }
-            _ => {}
+        if !due || (!self.stale && !self.targets.is_empty()) {
+            return if self.targets.is_empty() {
+                Err(std::io::Error::other("daemon address not resolved yet"))
+            } else {
+                Ok(())
+            };
         }
         self.last_resolve = Some(Instant::now());
-        let looked_up = (self.address.host.as_str(), self.address.port)
-            .to_socket_addrs()
-            .and_then(|mut addrs| {
-                addrs
-                    .next()
-                    .ok_or_else(|| std::io::Error::other("daemon host resolved to no address"))
-            });
-        match (looked_up, self.target) {
-            (Ok(addr), old) => {
-                if old != Some(addr) {
+        let looked_up = (self.lookup)(&self.address).and_then(|addrs| {
+            if addrs.is_empty() {
+                Err(std::io::Error::other("daemon host resolved to no address"))
+            } else {
+                Ok(addrs)
+            }
+        });
+        match looked_up {
+            Ok(addrs) => {
+                // Stay with the address in use if it is still among them.
+                let in_use = self.targets.get(self.current).copied();
+                self.current = in_use
+                    .and_then(|a| addrs.iter().position(|b| *b == a))
+                    .unwrap_or(0);
+                if in_use != Some(addrs[self.current]) {
                     self.socket = None;
                 }
-                self.target = Some(addr);
+                self.targets = addrs;
                 self.stale = false;
-                Ok(addr)
+                Ok(())
             }
-            // Keep sending to the address we had until a lookup succeeds.
-            (Err(_), Some(old)) => Ok(old),
-            (Err(e), None) => Err(e),
+            // Keep sending to the addresses we had until a lookup succeeds.
+            Err(_) if !self.targets.is_empty() => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
-    /// The socket, bound and connected to the daemon's current address, and its sender.
+    /// The socket, bound and connected to the daemon's address in use, and its sender. When
+    /// no socket can be opened to that address (IPv6 turned off, say), the next ones are
+    /// tried in turn.
     fn socket(&mut self) -> std::io::Result<(&UdpSocket, &mut sendmany::Sender)> {
-        let target = self.resolve()?;
+        self.resolve()?;
         if self.socket.is_none() {
-            let bind = if target.is_ipv4() {
-                "0.0.0.0:0"
-            } else {
-                "[::]:0"
-            };
-            let socket = UdpSocket::bind(bind)?;
-            // Connected: the kernel looks the route up once instead of on every datagram.
-            socket.connect(target)?;
-            let sender = sendmany::Sender::new(&socket, self.offload);
-            self.socket = Some((socket, sender));
+            let mut last_error = None;
+            for k in 0..self.targets.len() {
+                let i = (self.current + k) % self.targets.len();
+                match open_socket(self.targets[i]) {
+                    Ok(socket) => {
+                        self.current = i;
+                        let sender = sendmany::Sender::new(&socket, self.offload);
+                        self.socket = Some((socket, sender));
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, address = %self.targets[i], "cannot open a socket to the X-Ray daemon's address");
+                        last_error = Some(e);
+                    }
+                }
+            }
+            if let Some(e) = last_error.filter(|_| self.socket.is_none()) {
+                return Err(e);
+            }
         }
         match &mut self.socket {
             Some((socket, sender)) => Ok((socket, sender)),
             None => Err(std::io::Error::other("no socket")),
         }
     }
+}
+
+/// A UDP socket connected to `target`: the kernel looks the route up once instead of on
+/// every datagram, and reports the ICMP errors answering its datagrams.
+fn open_socket(target: SocketAddr) -> std::io::Result<UdpSocket> {
+    let bind = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket = UdpSocket::bind(bind)?;
+    socket.connect(target)?;
+    Ok(socket)
 }
 
 #[cfg(test)]
@@ -508,5 +719,99 @@ mod tests {
         let want: Vec<String> = (0..15).map(|i| format!("segment-{i}")).collect();
         assert_eq!(names, want);
         assert_eq!(emitter.stats().sent, 15);
+    }
+
+    /// The addresses [`two_addresses`] gives: one nobody listens at, then the receiver's.
+    static TWO: Mutex<Vec<SocketAddr>> = Mutex::new(Vec::new());
+
+    fn two_addresses(_: &HostPort) -> std::io::Result<Vec<SocketAddr>> {
+        Ok(TWO.lock().unwrap().clone())
+    }
+
+    fn names(rx: &UdpSocket, n: usize) -> Vec<String> {
+        let mut buf = [0u8; 2048];
+        (0..n)
+            .map_while(|_| {
+                let len = rx.recv(&mut buf).ok()?;
+                let body = &buf[DATAGRAM_HEADER.len()..len];
+                Some(serde_json::from_slice::<Document>(body).unwrap().name)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_address_that_refuses_is_left_for_the_next_one_the_name_resolves_to() {
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dead = closed.local_addr().unwrap();
+        drop(closed);
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        *TWO.lock().unwrap() = vec![dead, rx.local_addr().unwrap()];
+        let emitter = UdpEmitter::builder().lookup(two_addresses).build();
+        // The first document goes to the first address, which answers "port unreachable".
+        emitter.emit(Document::new("lost"));
+        assert!(emitter.flush(Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(20));
+        for i in 0..9 {
+            emitter.emit(Document::new(format!("doc-{i}")));
+        }
+        assert!(emitter.flush(Duration::from_secs(5)));
+        let want: Vec<String> = (0..9).map(|i| format!("doc-{i}")).collect();
+        assert_eq!(
+            names(&rx, 9),
+            want,
+            "every later document at the second address"
+        );
+        let s = emitter.stats();
+        assert_eq!((s.accepted, s.sent, s.datagrams), (10, 10, 10), "{s:?}");
+        assert_eq!(s.refused, 1, "{s:?}");
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_as_well_as_in_documents() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = DaemonAddress::parse(&rx.local_addr().unwrap().to_string()).unwrap();
+        let emitter = UdpEmitter::builder()
+            .address(&addr)
+            .queue_capacity(1000)
+            .queue_bytes(100 << 10)
+            .build();
+        let mut big = Document::new("big");
+        big.annotations
+            .insert("pad".into(), "p".repeat(40_000).into());
+        let q = &emitter.shared.queue;
+        // The emitter thread takes the first document, then waits for this lock to count it
+        // done: the queue fills behind it.
+        let held = q.done.lock().unwrap();
+        emitter.emit(big.clone());
+        while !q.lock().docs.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // 40 KB each: two fit in 100 KiB, a third would pass it; a small one still fits.
+        for _ in 0..4 {
+            emitter.emit(big.clone());
+        }
+        emitter.emit(Document::new("small"));
+        assert_eq!(q.lock().docs.len(), 3);
+        let s = emitter.stats();
+        assert_eq!((s.accepted, s.dropped), (6, 2), "{s:?}");
+        drop(held);
+        assert!(emitter.flush(Duration::from_secs(10)));
+        let s = emitter.stats();
+        assert_eq!((s.sent, s.errors, s.datagrams), (4, 0, 4), "{s:?}");
+        // A document larger than the whole bound is taken when nothing else waits.
+        big.annotations
+            .insert("pad".into(), "p".repeat(60_000).into());
+        let mut split = Document::new("split");
+        split.trace_id = Some(crate::TraceId::new());
+        split.subsegments = vec![big.clone(), big.clone()];
+        emitter.emit(split);
+        assert!(emitter.flush(Duration::from_secs(10)));
+        let s = emitter.stats();
+        assert_eq!(
+            (s.accepted, s.sent, s.dropped, s.split),
+            (7, 5, 2, 1),
+            "{s:?}"
+        );
     }
 }

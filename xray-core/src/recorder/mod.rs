@@ -23,7 +23,7 @@ pub use config::{ConfigError, ContextMissing, IncomingSampled};
 
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -178,15 +178,50 @@ impl Recorder {
         self.inner.emitter.stats()
     }
 
-    /// Waits until documents emitted so far are sent, at most `timeout`.
+    /// Waits until documents emitted so far are sent, at most `timeout`. Returns false if time
+    /// ran out.
     pub fn flush(&self, timeout: Duration) -> bool {
         self.inner.emitter.flush(timeout)
     }
 
-    /// Stops the sampler's background work and flushes the emitter.
+    /// Stops the sampler's background work and sends the documents emitted so far, returning
+    /// within `timeout` in all: one deadline for both, not one each. Call it once the server
+    /// has stopped taking requests.
+    ///
+    /// The sampler is told to stop at once, on a thread of its own, while this thread waits
+    /// for the emitter to send what it holds ([`flush`](Self::flush)); then it waits for the
+    /// sampler until the deadline. A [`CentralizedSampler`](crate::sampling::CentralizedSampler)
+    /// makes no further call to the daemon; one in flight (to a daemon that does not answer,
+    /// say) ends on the poller's thread at the call's own timeout, after this returns.
+    ///
+    /// Returns whether every document emitted before the call was sent in time. Documents
+    /// emitted afterwards are still sent.
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        self.inner.sampler.shutdown();
-        self.flush(timeout)
+        let deadline = Instant::now() + timeout;
+        let sampler = self.inner.sampler.clone();
+        let (stopped_tx, stopped) = std::sync::mpsc::channel();
+        let stopping = std::thread::Builder::new()
+            .name("xray-shutdown".into())
+            .spawn(move || {
+                sampler.shutdown();
+                let _ = stopped_tx.send(());
+            });
+        let stopped = match stopping {
+            Ok(_) => Some(stopped),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot start a thread to stop the sampler; stopping it here");
+                self.inner.sampler.shutdown();
+                None
+            }
+        };
+        let flushed = self.flush(timeout);
+        if let Some(stopped) = stopped {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if stopped.recv_timeout(left).is_err() {
+                tracing::debug!("the X-Ray sampler had not stopped by the shutdown deadline; it stops on its own thread");
+            }
+        }
+        flushed
     }
 
     /// The subsegment count above which completed subsegments are sent early.

@@ -228,7 +228,10 @@ impl CentralizedSampler {
         }
     }
 
-    /// Stops the poller and waits for it (at most about one call's timeout).
+    /// Stops the poller and waits for it: at once between calls; a call to the daemon in
+    /// flight runs to its timeout (2 s by default), and no other call starts.
+    /// [`Recorder::shutdown`](crate::Recorder::shutdown) waits for this only until its own
+    /// deadline.
     pub fn stop(&self) {
         self.shared.signal_stop();
         let handle = self.poller.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -525,7 +528,14 @@ impl Shared {
         let stats = set.take_statistics(self.clock.now(), client_id());
         let last_fetch = *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
         let mut refresh = false;
-        for chunk in stats.chunks(STATISTICS_PER_CALL) {
+        for (i, chunk) in stats.chunks(STATISTICS_PER_CALL).enumerate() {
+            if i > 0 && self.stopped() {
+                // Shutting down: no further call; the counts not reported are kept.
+                for (rule, doc) in chunk {
+                    restore_statistics(rule, doc);
+                }
+                continue;
+            }
             let docs: Vec<_> = chunk.iter().map(|(_, d)| d.clone()).collect();
             let answer = self
                 .call("/SamplingTargets", &targets_request(&docs))
