@@ -178,7 +178,7 @@ async fn user_info_is_never_recorded_and_the_query_is_kept_by_default() {
 }
 
 #[tokio::test]
-async fn strip_query_leaves_the_query_out_of_the_recorded_url() {
+async fn record_query_off_leaves_the_query_out_of_the_recorded_url() {
     let server = start_server().await;
     let collector = Collector::start().unwrap();
     let client = client(XRayMiddleware::new().record_query(false));
