@@ -61,10 +61,11 @@ impl<'a> IncomingRequest<'a> {
             traceparent: None,
             tracestate: None,
         };
-        req.read_headers(
-            headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        // `HeaderValue::to_str` checks the bytes once; no second pass through `from_utf8`.
+        req.fill(
+            headers.iter().map(|(name, value)| (name.as_str(), value)),
+            |v| v.as_bytes(),
+            |v| v.to_str().ok(),
         );
         // Without a Host header the request target's authority is the host; it may carry
         // `user:password@`, which is never recorded.
@@ -83,6 +84,17 @@ impl<'a> IncomingRequest<'a> {
     where
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
     {
+        self.fill(headers, |v| v, header_text);
+    }
+
+    /// The one header loop: `bytes` reads a value's bytes (the trace header), `text` its text.
+    #[inline]
+    fn fill<V: Copy>(
+        &mut self,
+        headers: impl IntoIterator<Item = (&'a str, V)>,
+        bytes: impl Fn(V) -> &'a [u8],
+        text: impl Fn(V) -> Option<&'a str>,
+    ) {
         for (name, value) in headers {
             let slot = match name {
                 "host" => &mut self.host,
@@ -93,14 +105,14 @@ impl<'a> IncomingRequest<'a> {
                 "tracestate" => &mut self.tracestate,
                 crate::header::HEADER_NAME => {
                     if self.trace_header.is_none() {
-                        self.trace_header = Some(value);
+                        self.trace_header = Some(bytes(value));
                     }
                     continue;
                 }
                 _ => continue,
             };
             if slot.is_none() {
-                *slot = header_text(value);
+                *slot = text(value);
             }
         }
     }
