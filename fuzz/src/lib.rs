@@ -1,10 +1,13 @@
-//! Fuzz harnesses for the parsers of `xray-core`.
+//! Fuzz harnesses for the parsers of `xray-core` (`harness`) and for what `xray-local` does
+//! with the datagrams it receives (`local_harness`).
 //!
 //! Each function takes arbitrary bytes, feeds them to one parser and checks the properties
 //! that must hold for every input (no panic; what parses formats back to text that parses to
-//! the same value). The `cargo fuzz` targets in `fuzz_targets/` call them, and the `faults`
-//! crate replays the stored corpus through the same file on stable Rust (see `FUZZING.md`).
+//! the same value). The `cargo fuzz` targets in `fuzz_targets/` call them; the `faults` crate
+//! (for `harness`) and `xray-local` (for `local_harness`) replay the stored corpus through the
+//! same files on stable Rust (see `FUZZING.md`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod harness;
+pub mod local_harness;

@@ -12,8 +12,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
-use xray_core::emitter::DATAGRAM_HEADER;
-
 /// The environment variable naming the log file.
 pub const DOCUMENT_LOG_ENV: &str = "XRAY_TEST_DOCUMENT_LOG";
 
@@ -35,9 +33,10 @@ fn file() -> Option<&'static Mutex<File>> {
 /// Appends one received datagram's document, when the log is enabled.
 pub(crate) fn record(datagram: &[u8], valid: bool) {
     let Some(file) = file() else { return };
-    let Some(body) = datagram.strip_prefix(DATAGRAM_HEADER.as_bytes()) else {
+    let Some(newline) = datagram.iter().position(|&b| b == b'\n') else {
         return;
     };
+    let body = &datagram[newline + 1..];
     let body = body.trim_ascii();
     if body.is_empty() || body.contains(&b'\n') {
         return;

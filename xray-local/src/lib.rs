@@ -30,13 +30,15 @@
 
 pub mod collector;
 pub mod document_log;
+pub mod escape;
 pub mod forward;
+pub mod limits;
 pub mod render;
 pub mod sampling_api;
 pub mod trace;
 pub mod validate;
 
-pub use collector::{Collector, CollectorBuilder, Received};
+pub use collector::{Collector, CollectorBuilder, CollectorStats, Received};
 pub use render::{render_trace, RenderOptions};
 pub use trace::{Trace, TraceEntity, TreeNode};
 pub use validate::Violation;

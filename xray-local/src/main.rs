@@ -6,10 +6,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use xray_core::sampling::LocalRules;
+use xray_local::escape::{escape_control, escape_json_controls};
+use xray_local::limits::{
+    CLI_MAX_DATAGRAMS, CLI_MAX_DATAGRAM_BYTES, CLI_MAX_TRACES, CLI_MAX_TRACE_BYTES,
+    SAMPLING_API_MAX_CONNECTIONS, SAMPLING_API_REQUEST_DEADLINE,
+};
 use xray_local::render::{render_trace, render_violation, RenderOptions};
-use xray_local::Collector;
+use xray_local::sampling_api::SamplingApi;
+use xray_local::{Collector, CollectorStats};
 
 /// Receives X-Ray segment documents over UDP, like the X-Ray daemon, and prints every trace
 /// as a tree with a timeline once it is complete. Every document is checked against the
@@ -34,9 +41,15 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     sampling_rules: Option<PathBuf>,
 
-    /// Also send every datagram, unchanged, to this address (e.g. a real daemon).
+    /// Also send every datagram, unchanged, to this address (e.g. a real daemon). Only with a
+    /// loopback --listen address, unless --allow-remote-forward is given.
     #[arg(long, value_name = "ADDR")]
     forward: Option<String>,
+
+    /// Allow --forward while listening on an address other machines can reach: anyone who can
+    /// send datagrams to xray-local then sends them on to the --forward address.
+    #[arg(long)]
+    allow_remote_forward: bool,
 
     /// A trace is complete once nothing is in progress and nothing arrived for this long.
     #[arg(long, value_name = "MS", default_value_t = 500)]
@@ -50,12 +63,75 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("--forward {addr:?} resolves to no address"))
 }
 
+/// What the limits dropped or forgot since `before`, as one line; `None` when nothing.
+fn limits_report(
+    before: &(CollectorStats, u64, u64),
+    now: &(CollectorStats, u64, u64),
+) -> Option<String> {
+    let (b, n) = (&before.0, &now.0);
+    let mut parts = Vec::new();
+    let mut part = |old: u64, new: u64, what: &str| {
+        if new > old {
+            parts.push(format!("{} {what}", new - old));
+        }
+    };
+    part(
+        b.dropped,
+        n.dropped,
+        "datagrams dropped (worker queue full)",
+    );
+    part(
+        b.traces_forgotten,
+        n.traces_forgotten,
+        &format!(
+            "traces forgotten (trace store full: {} traces, {} MiB)",
+            CLI_MAX_TRACES,
+            CLI_MAX_TRACE_BYTES >> 20
+        ),
+    );
+    part(
+        b.documents_refused,
+        n.documents_refused,
+        "documents not assembled (their trace is at its limit)",
+    );
+    part(
+        b.violations_forgotten,
+        n.violations_forgotten,
+        "violations not kept",
+    );
+    part(
+        before.1,
+        now.1,
+        &format!("sampling API connections refused (over {SAMPLING_API_MAX_CONNECTIONS} at once)"),
+    );
+    part(
+        before.2,
+        now.2,
+        &format!(
+            "sampling API connections cut (no answer within {} s)",
+            SAMPLING_API_REQUEST_DEADLINE.as_secs()
+        ),
+    );
+    (!parts.is_empty()).then(|| format!("limits reached: {}", parts.join(", ")))
+}
+
+fn counts(collector: &Collector) -> (CollectorStats, u64, u64) {
+    let api = collector.sampling_api();
+    (
+        collector.stats(),
+        api.map_or(0, SamplingApi::connections_refused),
+        api.map_or(0, SamplingApi::connections_cut),
+    )
+}
+
 fn run(args: Args) -> Result<(), String> {
     let mut builder = Collector::builder()
         .listen(args.listen)
         .quiet_period(Duration::from_millis(args.quiet_period))
-        .max_datagrams(10_000)
-        .max_traces(10_000);
+        .max_datagrams(CLI_MAX_DATAGRAMS)
+        .max_datagram_bytes(CLI_MAX_DATAGRAM_BYTES)
+        .max_traces(CLI_MAX_TRACES)
+        .max_trace_bytes(CLI_MAX_TRACE_BYTES);
     if let Some(path) = &args.sampling_rules {
         let rules = LocalRules::from_file(path).map_err(|e| e.to_string())?;
         builder = builder.sampling_rules(rules);
@@ -74,7 +150,8 @@ fn run(args: Args) -> Result<(), String> {
     let json = args.json;
     collector.on_trace_complete(move |trace| {
         let text = if json {
-            format!("{}\n", trace.to_json())
+            // serde_json escapes C0 controls; C1 controls and bidi marks are escaped here.
+            format!("{}\n", escape_json_controls(&trace.to_json().to_string()))
         } else {
             format!("{}\n", render_trace(trace, &out_opts))
         };
@@ -96,16 +173,46 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(f) = &args.forward {
         eprintln!("xray-local: forwarding every datagram to {f}");
     }
+    // Once a second, say what the limits dropped or forgot, if anything.
+    let mut before = counts(&collector);
     loop {
-        std::thread::park();
+        std::thread::sleep(Duration::from_secs(1));
+        let now = counts(&collector);
+        if let Some(line) = limits_report(&before, &now) {
+            eprintln!("xray-local: {line}");
+        }
+        before = now;
+    }
+}
+
+/// Refuses `--forward` from a listener other machines can reach, unless allowed: it would
+/// relay anyone's datagrams.
+fn check_forward(args: &Args) {
+    if let Some(forward) = &args.forward {
+        if !args.listen.ip().is_loopback() && !args.allow_remote_forward {
+            Args::command()
+                .error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "--forward {forward:?} with --listen {}, which is not a loopback address, \
+                         would let anyone who can reach it send datagrams through xray-local to \
+                         {forward:?}; listen on 127.0.0.1 or ::1, or pass --allow-remote-forward \
+                         to do it anyway",
+                        args.listen
+                    ),
+                )
+                .exit();
+        }
     }
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    check_forward(&args);
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xray-local: {e}");
+            eprintln!("xray-local: {}", escape_control(&e));
             ExitCode::FAILURE
         }
     }

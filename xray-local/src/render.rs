@@ -28,7 +28,8 @@ use std::time::Duration;
 use serde_json::Value;
 use xray_core::document::Cause;
 
-use crate::trace::{Trace, TraceEntity, TreeNode};
+use crate::escape::escape_control;
+use crate::trace::{Trace, TraceEntity};
 use crate::validate::Violation;
 
 /// How to render.
@@ -125,15 +126,25 @@ fn cut(s: &str, w: usize) -> String {
     fit(s, w).trim_end().to_string()
 }
 
-/// `0.42ms`, `120.5ms`, `2.35s`.
+/// `0.42ms`, `120.5ms`, `2.35s`, `12.5min`, `3.2h`, `45d`: always at most 8 characters, so it
+/// fits its column whatever a document claims.
 pub fn format_duration(d: Duration) -> String {
     let micros = d.as_micros();
+    let secs = micros as f64 / 1_000_000.0;
     if micros < 1_000 {
         format!("{:.2}ms", micros as f64 / 1000.0)
     } else if micros < 1_000_000 {
         format!("{:.1}ms", micros as f64 / 1000.0)
+    } else if secs < 600.0 {
+        format!("{secs:.2}s")
+    } else if secs < 600.0 * 60.0 {
+        format!("{:.1}min", secs / 60.0)
+    } else if secs < 2400.0 * 3600.0 {
+        format!("{:.1}h", secs / 3600.0)
+    } else if secs < 99_999.0 * 86_400.0 {
+        format!("{:.0}d", secs / 86_400.0)
     } else {
-        format!("{:.2}s", micros as f64 / 1_000_000.0)
+        ">99999d".to_string()
     }
 }
 
@@ -255,7 +266,19 @@ impl Axis {
     }
 }
 
-/// Renders one trace as text, every line at most `opts.width` columns.
+/// The tree guides for the given ancestors (`true`: the ancestor is its parent's last child),
+/// keeping only the last `keep` of them: a deep line shows only its innermost guides anyway.
+fn guides(lasts: &[bool], keep: usize) -> String {
+    let from = lasts.len().saturating_sub(keep);
+    lasts[from..]
+        .iter()
+        .map(|&last| if last { "   " } else { "│  " })
+        .collect()
+}
+
+/// Renders one trace as text, every line at most `opts.width` columns. Every piece of trace
+/// data is escaped ([`escape_control`]) and the tree is walked without recursion, so a trace
+/// thousands of levels deep renders in time linear in its size.
 pub fn render_trace(trace: &Trace, opts: &RenderOptions) -> String {
     let width = opts.width.max(60);
     let p = Painter { color: opts.color };
@@ -288,33 +311,53 @@ pub fn render_trace(trace: &Trace, opts: &RenderOptions) -> String {
         start: trace.start_time().map_or(0, |t| t.as_micros()),
         span: trace.duration().as_micros() as u64,
     };
-    for root in trace.tree() {
-        render_node(&root, "", None, &axis, width, &p, &mut out);
+    let left_w = width - RIGHT_W;
+    let guide_w = left_w - MIN_NAME_W;
+    // Guides wider than `guide_w` are cut from the left: only the last levels are needed.
+    let keep = guide_w / 3 + 2;
+    // For each ancestor below the root, whether it is its parent's last child.
+    let mut lasts: Vec<bool> = Vec::new();
+    for step in trace.walk() {
+        let prefix = if step.depth == 0 {
+            lasts.clear();
+            String::new()
+        } else {
+            lasts.truncate(step.depth - 1);
+            let branch = if step.last { "└─ " } else { "├─ " };
+            let prefix = format!("{}{branch}", guides(&lasts, keep));
+            lasts.push(step.last);
+            prefix
+        };
+        let detail_guide = format!(
+            "{}{}",
+            guides(&lasts, keep),
+            if step.has_children { "│  " } else { "   " }
+        );
+        render_entity(
+            step.entity,
+            &squeeze(&prefix, guide_w),
+            &squeeze(&detail_guide, guide_w),
+            &axis,
+            width,
+            &p,
+            &mut out,
+        );
     }
     out
 }
 
-fn render_node(
-    node: &TreeNode<'_>,
-    guides: &str,
-    last: Option<bool>,
+fn render_entity(
+    e: &TraceEntity,
+    prefix: &str,
+    detail_guide: &str,
     axis: &Axis,
     width: usize,
     p: &Painter,
     out: &mut String,
 ) {
-    let e = node.entity;
-    let (branch, below) = match last {
-        None => ("", ""),
-        Some(false) => ("├─ ", "│  "),
-        Some(true) => ("└─ ", "   "),
-    };
     let left_w = width - RIGHT_W;
-
-    // The entity line. Very deep trees keep only the innermost guides.
-    let prefix = squeeze(&format!("{guides}{branch}"), left_w - MIN_NAME_W);
     let name_w = left_w.saturating_sub(prefix.chars().count());
-    let name = fit(e.name(), name_w);
+    let name = fit(&escape_control(e.name()), name_w);
     let name = if e.is_segment() {
         p.paint(BOLD, &name)
     } else {
@@ -356,7 +399,7 @@ fn render_node(
     let _ = writeln!(
         out,
         "{}{} {} {} [{}]",
-        p.paint(DIM, &prefix),
+        p.paint(DIM, prefix),
         name,
         dur,
         p.paint(mark_style, &fit(&marks, MARK_W)),
@@ -364,13 +407,6 @@ fn render_node(
     );
 
     // Detail lines, under the name.
-    let child_guides = format!("{guides}{below}");
-    let detail_guide = if node.children.is_empty() {
-        format!("{child_guides}   ")
-    } else {
-        format!("{child_guides}│  ")
-    };
-    let detail_guide = squeeze(&detail_guide, left_w - MIN_NAME_W);
     let detail_w = width.saturating_sub(detail_guide.chars().count());
     let details: [(Option<String>, &str); 4] = [
         (activity(e), ""),
@@ -388,20 +424,15 @@ fn render_node(
         if let Some(t) = text {
             let line = format!(
                 "{}{}",
-                p.paint(DIM, &detail_guide),
-                p.paint(style, &cut(&t, detail_w))
+                p.paint(DIM, detail_guide),
+                p.paint(style, &cut(&escape_control(&t), detail_w))
             );
             let _ = writeln!(out, "{}", line.trim_end());
         }
     }
-
-    let n = node.children.len();
-    for (i, c) in node.children.iter().enumerate() {
-        render_node(c, &child_guides, Some(i + 1 == n), axis, width, p, out);
-    }
 }
 
-/// Renders a violation as one loud line.
+/// Renders a violation as one loud line, control characters escaped.
 pub fn render_violation(v: &Violation, opts: &RenderOptions) -> String {
     let p = Painter { color: opts.color };
     let text = format!(
@@ -413,5 +444,6 @@ pub fn render_violation(v: &Violation, opts: &RenderOptions) -> String {
         v.path,
         v.message
     );
-    p.paint(&format!("{BOLD}{RED}"), &text)
+    // Paths name annotation keys and metadata namespaces, and ids are whatever was sent.
+    p.paint(&format!("{BOLD}{RED}"), &escape_control(&text))
 }

@@ -1,12 +1,20 @@
 //! The daemon's sampling API (SPEC §4) served from a local rules file, so that centralized
 //! sampling can be exercised without AWS.
 //!
-//! A small HTTP/1.1 server on a background thread answers `POST /GetSamplingRules` and
-//! `POST /SamplingTargets`. Each local rule becomes a sampling rule named `local-N` with
-//! priority N (file order), `ReservoirSize` = `fixed_target`, `FixedRate` = `rate`, any
-//! service type and `ResourceARN` `*`; the file's `default` becomes the `Default` rule
-//! (priority 10000). Every statistics document for a known rule is answered with a target
-//! granting `ReservoirQuota` = `fixed_target` for [`SamplingApi::quota_ttl`].
+//! An HTTP/1.1 server ([hyper]'s, on a Tokio runtime of its own on a background thread)
+//! answers `POST /GetSamplingRules` and `POST /SamplingTargets`. Each local rule becomes a
+//! sampling rule named `local-N` with priority N (file order), `ReservoirSize` =
+//! `fixed_target`, `FixedRate` = `rate`, any service type and `ResourceARN` `*`; the file's
+//! `default` becomes the `Default` rule (priority 10000). Every statistics document for a
+//! known rule is answered with a target granting `ReservoirQuota` = `fixed_target` for
+//! [`SamplingApi::quota_ttl`].
+//!
+//! Anyone who can reach the port can talk to it, so it holds to limits (see
+//! [`limits`](crate::limits)): at most [`SAMPLING_API_MAX_CONNECTIONS`] connections at once
+//! (more are closed as soon as they are accepted), [`SAMPLING_API_REQUEST_DEADLINE`] for a
+//! whole request however slowly its bytes arrive, request heads of
+//! [`SAMPLING_API_MAX_HEAD_BYTES`] and bodies of [`SAMPLING_API_MAX_BODY_BYTES`] (413 beyond),
+//! and the statistics it keeps for [`SamplingApi::statistics`] bounded by number and size.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -23,25 +31,69 @@
 //! assert!(answer.starts_with("HTTP/1.1 200"));
 //! assert!(answer.contains(r#""RuleName":"Default""#));
 //! ```
+//!
+//! [hyper]: https://docs.rs/hyper
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Semaphore};
+use tokio::time::Instant;
+use xray_core::sampling::LocalRules;
 use xray_core::time::Timestamp;
 
-use xray_core::sampling::LocalRules;
+use crate::limits::{
+    value_size, SAMPLING_API_MAX_BODY_BYTES, SAMPLING_API_MAX_CONNECTIONS,
+    SAMPLING_API_MAX_HEAD_BYTES, SAMPLING_API_MAX_STATISTICS, SAMPLING_API_MAX_STATISTICS_BYTES,
+    SAMPLING_API_REQUEST_DEADLINE,
+};
 
-/// Largest request head and body accepted.
-const MAX_HEAD: usize = 16 * 1024;
-const MAX_BODY: usize = 1024 * 1024;
-/// How long an idle connection is kept.
-const IDLE: Duration = Duration::from_secs(5);
 /// Seconds between target polls advertised to clients.
 const INTERVAL_SECS: u64 = 10;
+/// Buffer hyper reads into (its minimum is 8 KiB).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// The statistics documents kept, oldest first, within [`SAMPLING_API_MAX_STATISTICS`] and
+/// [`SAMPLING_API_MAX_STATISTICS_BYTES`].
+#[derive(Default)]
+struct Statistics {
+    entries: VecDeque<(Value, usize)>,
+    bytes: usize,
+    forgotten: u64,
+}
+
+impl Statistics {
+    fn keep(&mut self, entry: Value) {
+        let size = value_size(&entry);
+        self.entries.push_back((entry, size));
+        self.bytes += size;
+        while self.entries.len() > SAMPLING_API_MAX_STATISTICS
+            || self.bytes > SAMPLING_API_MAX_STATISTICS_BYTES
+        {
+            let Some((_, size)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= size;
+            self.forgotten += 1;
+        }
+    }
+}
 
 struct Inner {
     rules: Vec<Value>,
@@ -49,16 +101,19 @@ struct Inner {
     modified_at: u64,
     page_size: usize,
     quota_ttl: Duration,
-    statistics: Mutex<Vec<Value>>,
+    statistics: Mutex<Statistics>,
     rule_requests: AtomicU64,
     target_requests: AtomicU64,
-    stop: AtomicBool,
+    connections_refused: AtomicU64,
+    connections_cut: AtomicU64,
 }
 
 /// A running sampling API server; stops when dropped.
 pub struct SamplingApi {
     addr: SocketAddr,
     inner: Arc<Inner>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for SamplingApi {
@@ -140,7 +195,8 @@ impl SamplingApi {
         page_size: usize,
         quota_ttl: Duration,
     ) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let targets = rules
             .rules
@@ -159,16 +215,35 @@ impl SamplingApi {
             modified_at: Timestamp::now().as_secs(),
             page_size: page_size.max(1),
             quota_ttl,
-            statistics: Mutex::new(Vec::new()),
+            statistics: Mutex::new(Statistics::default()),
             rule_requests: AtomicU64::new(0),
             target_requests: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
+            connections_refused: AtomicU64::new(0),
+            connections_cut: AtomicU64::new(0),
         });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let (stop, stopped) = oneshot::channel();
         let i = inner.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("xray-local-sampling".into())
-            .spawn(move || accept_loop(listener, i))?;
-        Ok(Self { addr, inner })
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => accept_loop(listener, i, stopped).await,
+                        Err(e) => tracing::warn!(error = %e, "xray-local: sampling API not served"),
+                    }
+                });
+                // Dropping the runtime ends every connection still open.
+            })?;
+        Ok(Self {
+            addr,
+            inner,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// The TCP address served.
@@ -181,13 +256,26 @@ impl SamplingApi {
         self.inner.quota_ttl
     }
 
-    /// Every `SamplingStatisticsDocuments` entry received, in order.
-    pub fn statistics(&self) -> Vec<Value> {
+    fn statistics_kept(&self) -> MutexGuard<'_, Statistics> {
         self.inner
             .statistics
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    }
+
+    /// The `SamplingStatisticsDocuments` entries received, in order: the latest
+    /// [`SAMPLING_API_MAX_STATISTICS`] within [`SAMPLING_API_MAX_STATISTICS_BYTES`].
+    pub fn statistics(&self) -> Vec<Value> {
+        self.statistics_kept()
+            .entries
+            .iter()
+            .map(|(v, _)| v.clone())
+            .collect()
+    }
+
+    /// Statistics entries received but no longer kept.
+    pub fn statistics_forgotten(&self) -> u64 {
+        self.statistics_kept().forgotten
     }
 
     /// Number of `GetSamplingRules` calls answered.
@@ -199,207 +287,214 @@ impl SamplingApi {
     pub fn target_requests(&self) -> u64 {
         self.inner.target_requests.load(Ordering::Relaxed)
     }
+
+    /// Connections closed as soon as they were accepted, because
+    /// [`SAMPLING_API_MAX_CONNECTIONS`] were open.
+    pub fn connections_refused(&self) -> u64 {
+        self.inner.connections_refused.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed because a request was not done within
+    /// [`SAMPLING_API_REQUEST_DEADLINE`] (or the connection stayed idle that long).
+    pub fn connections_cut(&self) -> u64 {
+        self.inner.connections_cut.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for SamplingApi {
     fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::Relaxed);
-        // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
-fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
-    for stream in listener.incoming() {
-        if inner.stop.load(Ordering::Relaxed) {
-            return;
-        }
-        match stream {
-            Ok(s) => {
-                let i = inner.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("xray-local-sampling-conn".into())
-                    .spawn(move || {
-                        if let Err(e) = serve_connection(s, &i) {
-                            tracing::debug!(error = %e, "xray-local: sampling API connection ended");
-                        }
-                    });
-                if let Err(e) = spawned {
-                    tracing::warn!(error = %e, "xray-local: cannot start a connection thread");
-                }
+/// Accepts connections until stopped, at most [`SAMPLING_API_MAX_CONNECTIONS`] served at
+/// once: one more is closed as soon as it is accepted.
+async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, mut stop: oneshot::Receiver<()>) {
+    let slots = Arc::new(Semaphore::new(SAMPLING_API_MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    let n = inner.connections_refused.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        tracing::warn!(
+                            refused = n,
+                            "xray-local: sampling API at its connection limit"
+                        );
+                    }
+                    drop(stream);
+                    continue;
+                };
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    serve_connection(stream, inner).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
+                // Out of file descriptors and the like: wait rather than spin.
                 tracing::warn!(error = %e, "xray-local: sampling API accept failed");
-                std::thread::sleep(Duration::from_millis(10));
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    body: Vec<u8>,
-    close: bool,
-}
-
-fn bad(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
-}
-
-/// Reads one request; `None` at a clean end of stream.
-fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
-    let mut head = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        let n = r
-            .by_ref()
-            .take(MAX_HEAD as u64)
-            .read_until(b'\n', &mut line)?;
-        if n == 0 {
-            if head.is_empty() {
-                return Ok(None);
+/// Serves one connection. Every request must be answered within
+/// [`SAMPLING_API_REQUEST_DEADLINE`] of the connection's start or of the previous answer,
+/// whatever the pace of its bytes; when the deadline passes, the connection is dropped.
+async fn serve_connection(stream: TcpStream, inner: Arc<Inner>) {
+    let deadline = Arc::new(Mutex::new(Instant::now() + SAMPLING_API_REQUEST_DEADLINE));
+    let service = {
+        let deadline = deadline.clone();
+        let inner = inner.clone();
+        service_fn(move |req| {
+            let deadline = deadline.clone();
+            let inner = inner.clone();
+            async move {
+                let response = handle(req, &inner).await;
+                // The next request (and writing this answer) gets a deadline of its own.
+                *deadline.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Instant::now() + SAMPLING_API_REQUEST_DEADLINE;
+                Ok::<_, Infallible>(response)
             }
-            return Err(bad("connection closed inside the request head"));
-        }
-        if head.len() + line.len() > MAX_HEAD {
-            return Err(bad("request head too large"));
-        }
-        let blank = line == b"\r\n" || line == b"\n";
-        if blank && head.is_empty() {
-            continue; // tolerate stray blank lines between requests
-        }
-        head.extend_from_slice(&line);
-        if blank {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let mut lines = head.lines();
-    let start = lines.next().unwrap_or_default();
-    let mut parts = start.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts.next().unwrap_or_default().to_string();
-    let version = parts.next().unwrap_or_default();
-    let mut close = version == "HTTP/1.0";
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    for l in lines {
-        let Some((k, v)) = l.split_once(':') else {
-            continue;
-        };
-        let (k, v) = (k.trim(), v.trim());
-        if k.eq_ignore_ascii_case("content-length") {
-            length = Some(v.parse().map_err(|_| bad("bad Content-Length"))?);
-        } else if k.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = v.to_ascii_lowercase().contains("chunked");
-        } else if k.eq_ignore_ascii_case("connection") {
-            let v = v.to_ascii_lowercase();
-            if v.contains("close") {
-                close = true;
-            } else if v.contains("keep-alive") {
-                close = false;
-            }
-        }
-    }
-    let body = if chunked {
-        read_chunked(r)?
-    } else {
-        let n = length.unwrap_or(0);
-        if n > MAX_BODY {
-            return Err(bad("request body too large"));
-        }
-        let mut body = vec![0u8; n];
-        r.read_exact(&mut body)?;
-        body
+        })
     };
-    Ok(Some(Request {
-        method,
-        path,
-        body,
-        close,
-    }))
-}
-
-fn read_chunked(r: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(SAMPLING_API_REQUEST_DEADLINE)
+        .max_header_size(SAMPLING_API_MAX_HEAD_BYTES)
+        .max_buf_size(READ_BUFFER_BYTES);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
     loop {
-        let mut line = String::new();
-        r.by_ref().take(1024).read_line(&mut line)?;
-        let size_text = line.trim().split(';').next().unwrap_or_default();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad("bad chunk size"))?;
-        if size == 0 {
-            // Trailers, up to the blank line.
-            loop {
-                let mut t = String::new();
-                let n = r.by_ref().take(1024).read_line(&mut t)?;
-                if n == 0 || t.trim().is_empty() {
-                    return Ok(body);
+        let until = *deadline.lock().unwrap_or_else(|p| p.into_inner());
+        tokio::select! {
+            done = &mut connection => {
+                if let Err(e) = done {
+                    tracing::debug!(error = %e, "xray-local: sampling API connection ended");
+                }
+                return;
+            }
+            _ = tokio::time::sleep_until(until) => {
+                let now = *deadline.lock().unwrap_or_else(|p| p.into_inner());
+                if now <= Instant::now() {
+                    inner.connections_cut.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
             }
         }
-        if body.len() + size > MAX_BODY {
-            return Err(bad("request body too large"));
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        r.read_exact(&mut body[start..])?;
-        let mut crlf = [0u8; 2];
-        r.read_exact(&mut crlf)?;
     }
 }
 
-fn serve_connection(stream: TcpStream, inner: &Inner) -> io::Result<()> {
-    stream.set_read_timeout(Some(IDLE))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    while let Some(req) = read_request(&mut reader)? {
-        let (status, body) = answer(&req, inner);
-        let reason = match status {
-            200 => "OK",
-            400 => "Bad Request",
-            404 => "Not Found",
-            _ => "Method Not Allowed",
-        };
-        let body = body.to_string();
-        let head = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
-            body.len(),
-            if req.close { "Connection: close\r\n" } else { "" }
-        );
-        writer.write_all(head.as_bytes())?;
-        writer.write_all(body.as_bytes())?;
-        writer.flush()?;
-        if req.close {
-            break;
+/// Why a request body was not read.
+enum BodyError {
+    TooLarge,
+    Unreadable(String),
+}
+
+/// Reads a request body of at most [`SAMPLING_API_MAX_BODY_BYTES`]. A larger body is read on
+/// (and thrown away) up to twice the limit, so that the 413 answer reaches the client instead
+/// of a reset connection.
+async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, BodyError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > 2 * SAMPLING_API_MAX_BODY_BYTES as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = req.into_body();
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Unreadable(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= SAMPLING_API_MAX_BODY_BYTES {
+                out.extend_from_slice(&data);
+            } else if seen > 2 * SAMPLING_API_MAX_BODY_BYTES {
+                break;
+            }
         }
     }
-    Ok(())
+    if seen > SAMPLING_API_MAX_BODY_BYTES {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(out)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn handle(req: Request<Incoming>, inner: &Inner) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let body = read_body(req).await;
+    let (status, value) = match body {
+        Ok(body) => answer(&method, &path, &body, inner),
+        Err(BodyError::TooLarge) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            error_body(
+                "InvalidRequestException",
+                &format!("request body over {SAMPLING_API_MAX_BODY_BYTES} bytes"),
+            ),
+        ),
+        Err(BodyError::Unreadable(e)) => (
+            StatusCode::BAD_REQUEST,
+            error_body(
+                "InvalidRequestException",
+                &format!("unreadable request body: {e}"),
+            ),
+        ),
+    };
+    json_response(status, &value)
 }
 
 fn error_body(kind: &str, message: &str) -> Value {
     json!({"__type": kind, "message": message})
 }
 
-fn answer(req: &Request, inner: &Inner) -> (u16, Value) {
-    let path = req.path.split('?').next().unwrap_or_default();
+/// The answer to one request: 404 for an unknown path, 405 for a method other than `POST`,
+/// 400 for a body that is not JSON or not what the operation takes.
+fn answer(method: &Method, path: &str, body: &[u8], inner: &Inner) -> (StatusCode, Value) {
     if path != "/GetSamplingRules" && path != "/SamplingTargets" {
         return (
-            404,
+            StatusCode::NOT_FOUND,
             error_body("NotFound", &format!("no such operation {path}")),
         );
     }
-    if req.method != "POST" {
-        return (405, error_body("MethodNotAllowed", "use POST"));
+    if method != Method::POST {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            error_body("MethodNotAllowed", "use POST"),
+        );
     }
-    let body: Value = if req.body.is_empty() {
+    let body: Value = if body.is_empty() {
         json!({})
     } else {
-        match serde_json::from_slice(&req.body) {
+        match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
                 return (
-                    400,
+                    StatusCode::BAD_REQUEST,
                     error_body("InvalidRequestException", &format!("body is not JSON: {e}")),
                 )
             }
@@ -414,21 +509,21 @@ fn answer(req: &Request, inner: &Inner) -> (u16, Value) {
     }
 }
 
-fn get_sampling_rules(body: &Value, inner: &Inner) -> (u16, Value) {
+fn get_sampling_rules(body: &Value, inner: &Inner) -> (StatusCode, Value) {
     let start = match body.get("NextToken") {
         None | Some(Value::Null) => 0,
         Some(Value::String(t)) => match t.parse::<usize>() {
             Ok(n) if n <= inner.rules.len() => n,
             _ => {
                 return (
-                    400,
+                    StatusCode::BAD_REQUEST,
                     error_body("InvalidRequestException", "unknown NextToken"),
                 )
             }
         },
         Some(_) => {
             return (
-                400,
+                StatusCode::BAD_REQUEST,
                 error_body("InvalidRequestException", "NextToken must be a string"),
             )
         }
@@ -448,16 +543,16 @@ fn get_sampling_rules(body: &Value, inner: &Inner) -> (u16, Value) {
     if end < inner.rules.len() {
         out["NextToken"] = Value::from(end.to_string());
     }
-    (200, out)
+    (StatusCode::OK, out)
 }
 
-fn sampling_targets(body: &Value, inner: &Inner) -> (u16, Value) {
+fn sampling_targets(body: &Value, inner: &Inner) -> (StatusCode, Value) {
     let Some(docs) = body
         .get("SamplingStatisticsDocuments")
         .and_then(Value::as_array)
     else {
         return (
-            400,
+            StatusCode::BAD_REQUEST,
             error_body(
                 "InvalidRequestException",
                 "SamplingStatisticsDocuments is required",
@@ -469,7 +564,9 @@ fn sampling_targets(body: &Value, inner: &Inner) -> (u16, Value) {
     let mut unprocessed = Vec::new();
     {
         let mut stats = inner.statistics.lock().unwrap_or_else(|p| p.into_inner());
-        stats.extend(docs.iter().cloned());
+        for d in docs {
+            stats.keep(d.clone());
+        }
     }
     for d in docs {
         let name = d
@@ -492,7 +589,7 @@ fn sampling_targets(body: &Value, inner: &Inner) -> (u16, Value) {
         }
     }
     (
-        200,
+        StatusCode::OK,
         json!({
             "SamplingTargetDocuments": targets,
             "LastRuleModification": inner.modified_at,

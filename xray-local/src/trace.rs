@@ -38,6 +38,11 @@ use xray_core::document::Cause;
 use xray_core::time::Timestamp;
 use xray_core::{Document, EntityId, TraceId};
 
+use crate::limits::MAX_NESTING;
+
+/// Levels of indentation in [`Trace::outline`]; deeper lines show their depth instead.
+pub const OUTLINE_MAX_DEPTH: usize = 64;
+
 /// One segment or subsegment of an assembled trace.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TraceEntity {
@@ -155,12 +160,61 @@ impl TraceEntity {
 }
 
 /// A node of [`Trace::tree`].
-#[derive(Clone, Debug)]
+///
+/// Cloning and dropping walk the tree without recursion, so a tree thousands of levels deep is
+/// safe on any thread; `Debug` shows the entity and the number of children.
 pub struct TreeNode<'a> {
     /// The entity.
     pub entity: &'a TraceEntity,
     /// Its children, ordered by start time.
     pub children: Vec<TreeNode<'a>>,
+}
+
+impl Drop for TreeNode<'_> {
+    fn drop(&mut self) {
+        let mut stack = std::mem::take(&mut self.children);
+        while let Some(mut node) = stack.pop() {
+            stack.append(&mut node.children);
+        }
+    }
+}
+
+impl<'a> Clone for TreeNode<'a> {
+    fn clone(&self) -> Self {
+        // Depth first, with each node's number of children...
+        let mut order = Vec::new();
+        let mut stack: Vec<&TreeNode<'a>> = vec![self];
+        while let Some(node) = stack.pop() {
+            order.push((node.entity, node.children.len()));
+            stack.extend(node.children.iter().rev());
+        }
+        // ...then rebuilt from the end: a node's children are the last ones built.
+        let mut built: Vec<TreeNode<'a>> = Vec::new();
+        for (entity, n) in order.into_iter().rev() {
+            let children = built.drain(built.len() - n..).rev().collect();
+            built.push(TreeNode { entity, children });
+        }
+        built.pop().expect("the root is built last")
+    }
+}
+
+impl std::fmt::Debug for TreeNode<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeNode")
+            .field("entity", self.entity)
+            .field("children", &self.children.len())
+            .finish()
+    }
+}
+
+/// One step of [`Trace::walk`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WalkStep<'a> {
+    pub(crate) entity: &'a TraceEntity,
+    pub(crate) depth: usize,
+    /// The last of its parent's children (always true for a root).
+    pub(crate) last: bool,
+    pub(crate) has_children: bool,
 }
 
 /// The assembled documents of one trace.
@@ -186,26 +240,23 @@ struct Candidate {
     rank: (bool, usize),
 }
 
-fn flatten(
-    doc: &Document,
-    enclosing: Option<EntityId>,
-    top: bool,
-    seq: usize,
-    out: &mut Vec<Candidate>,
-) {
-    let mut own = doc.clone();
-    own.subsegments = Vec::new();
-    let independent = top && doc.kind.as_deref() == Some("subsegment");
-    let complete = !own.in_progress && own.end_time.is_some();
-    out.push(Candidate {
-        claimed_parent: if top { doc.parent_id } else { enclosing },
-        segment: top && !independent,
-        independent: top,
-        rank: (complete, seq),
-        doc: own,
-    });
-    for s in &doc.subsegments {
-        flatten(s, Some(doc.id), false, seq, out);
+/// Adds one top-level document and every subsegment embedded in it, parents first, without
+/// recursion and copying each entity once.
+fn flatten(doc: &Document, seq: usize, out: &mut Vec<Candidate>) {
+    let independent = doc.kind.as_deref() == Some("subsegment");
+    let mut stack: Vec<(Document, Option<EntityId>, bool)> = vec![(doc.clone(), None, true)];
+    while let Some((mut own, enclosing, top)) = stack.pop() {
+        let subsegments = std::mem::take(&mut own.subsegments);
+        let id = own.id;
+        let complete = !own.in_progress && own.end_time.is_some();
+        out.push(Candidate {
+            claimed_parent: if top { own.parent_id } else { enclosing },
+            segment: top && !independent,
+            independent: top,
+            rank: (complete, seq),
+            doc: own,
+        });
+        stack.extend(subsegments.into_iter().rev().map(|s| (s, Some(id), false)));
     }
 }
 
@@ -213,9 +264,14 @@ impl Trace {
     /// Assembles top-level documents (in arrival order) into a trace. Documents are expected
     /// to share one trace id; the first one found names the trace.
     pub fn assemble(documents: &[Document]) -> Trace {
+        Self::assemble_owned(documents.to_vec())
+    }
+
+    /// [`Trace::assemble`], keeping the documents given instead of copying them.
+    pub(crate) fn assemble_owned(documents: Vec<Document>) -> Trace {
         let mut candidates = Vec::new();
         for (seq, d) in documents.iter().enumerate() {
-            flatten(d, None, true, seq, &mut candidates);
+            flatten(d, seq, &mut candidates);
         }
 
         // One version per id: complete beats in progress, later beats earlier.
@@ -274,8 +330,8 @@ impl Trace {
             c.sort_by_key(order_key);
         }
 
-        // Depth-first order from the roots; entities caught in a parent cycle (only
-        // possible with bad input) become roots themselves.
+        // Depth-first order from the roots; an entity caught in a parent cycle (only
+        // possible with bad input) becomes a root itself.
         let mut roots: Vec<usize> = (0..entities.len())
             .filter(|&i| parent_of[i].is_none())
             .collect();
@@ -303,14 +359,30 @@ impl Trace {
         for &r in &roots {
             visit(&children, r, &mut visited, &mut order);
         }
+        // What is left hangs from parent cycles. Walk up from each such entity to the first
+        // entity seen twice (one of the cycle), cut the cycle there and take the whole
+        // component from it: every entity is walked at most once, so this stays linear
+        // however wide the component.
+        let mut walked = vec![usize::MAX; entities.len()];
         for i in 0..entities.len() {
-            if !visited[i] {
-                if let Some(p) = parent_of[i].take() {
-                    children[p].retain(|&c| c != i);
-                }
-                roots.push(i);
-                visit(&children, i, &mut visited, &mut order);
+            if visited[i] {
+                continue;
             }
+            let mut x = i;
+            walked[x] = i;
+            while let Some(p) = parent_of[x] {
+                let seen = walked[p] == i;
+                x = p;
+                if seen {
+                    break;
+                }
+                walked[x] = i;
+            }
+            if let Some(p) = parent_of[x].take() {
+                children[p].retain(|&c| c != x);
+            }
+            roots.push(x);
+            visit(&children, x, &mut visited, &mut order);
         }
 
         // Re-index everything in tree order.
@@ -344,9 +416,14 @@ impl Trace {
             index,
             children: sorted_children,
             roots,
-            documents: documents.to_vec(),
+            documents,
             orphans,
         }
+    }
+
+    /// The documents, given back (see [`Trace::assemble_owned`]).
+    pub(crate) fn into_documents(self) -> Vec<Document> {
+        self.documents
     }
 
     /// The trace id, from the first document that carries one.
@@ -454,48 +531,107 @@ impl Trace {
         }
     }
 
-    /// The tree, from the roots down.
+    /// The tree, from the roots down. Built without recursion (and dropped without recursion),
+    /// however deep the trace.
     pub fn tree(&self) -> Vec<TreeNode<'_>> {
-        fn node(t: &Trace, i: usize) -> TreeNode<'_> {
-            TreeNode {
-                entity: &t.entities[i],
-                children: t.children[i].iter().map(|&c| node(t, c)).collect(),
+        // Entities are in depth-first order: children come after their parent, so building
+        // from the end finds every child already built.
+        let mut built: Vec<Option<TreeNode<'_>>> = (0..self.entities.len()).map(|_| None).collect();
+        for i in (0..self.entities.len()).rev() {
+            let children = self.children[i]
+                .iter()
+                .filter_map(|&c| built[c].take())
+                .collect();
+            built[i] = Some(TreeNode {
+                entity: &self.entities[i],
+                children,
+            });
+        }
+        self.roots.iter().filter_map(|&r| built[r].take()).collect()
+    }
+
+    /// Every entity in tree order with what drawing the tree needs, without recursion.
+    pub(crate) fn walk(&self) -> impl Iterator<Item = WalkStep<'_>> {
+        let mut last = vec![true; self.entities.len()];
+        for c in &self.children {
+            if let Some((_, init)) = c.split_last() {
+                for &i in init {
+                    last[i] = false;
+                }
             }
         }
-        self.roots.iter().map(|&r| node(self, r)).collect()
+        self.entities
+            .iter()
+            .enumerate()
+            .map(move |(i, entity)| WalkStep {
+                entity,
+                depth: entity.depth,
+                last: last[i],
+                has_children: !self.children[i].is_empty(),
+            })
     }
 
     /// The tree as indented names, two spaces per level, one entity per line; handy in
     /// assertions.
+    ///
+    /// Indentation stops growing at [`OUTLINE_MAX_DEPTH`] levels; deeper lines start with
+    /// their depth (`(depth 65) name`), so a very deep trace does not make a huge text.
     pub fn outline(&self) -> String {
         let mut s = String::new();
         for e in &self.entities {
-            let _ = writeln!(s, "{:width$}{}", "", e.name(), width = e.depth * 2);
+            if e.depth <= OUTLINE_MAX_DEPTH {
+                let _ = writeln!(s, "{:width$}{}", "", e.name(), width = e.depth * 2);
+            } else {
+                let width = OUTLINE_MAX_DEPTH * 2;
+                let _ = writeln!(s, "{:width$}(depth {}) {}", "", e.depth, e.name());
+            }
         }
         s
     }
 
     /// One document per segment (and per orphan subsegment) with every subsegment merged
     /// back in, as the X-Ray console would show it. Segments of other services stay separate.
+    ///
+    /// At most [`MAX_NESTING`] levels of subsegments are embedded in one document; a deeper
+    /// subsegment starts a document of its own, an independent subsegment (`type`,
+    /// `trace_id` and `parent_id` set), listed after the document it hangs from. Built without
+    /// recursion.
     pub fn segment_documents(&self) -> Vec<Document> {
-        fn build(t: &Trace, i: usize) -> Document {
-            let e = &t.entities[i];
+        let n = self.entities.len();
+        // Which entities start a document, and how deep the others sit in theirs. Parents
+        // come before their children.
+        let mut level = vec![0usize; n];
+        let mut starts_document = vec![false; n];
+        for (i, e) in self.entities.iter().enumerate() {
+            let parent = e.parent.and_then(|p| self.index.get(&p).copied());
+            match parent {
+                Some(p) if !e.segment && level[p] < MAX_NESTING => level[i] = level[p] + 1,
+                _ => starts_document[i] = true,
+            }
+        }
+        // Children come after their parent: build from the end.
+        let mut built: Vec<Option<Document>> = (0..n).map(|_| None).collect();
+        for (i, e) in self.entities.iter().enumerate().rev() {
             let mut d = e.document.clone();
-            if !e.segment && e.parent.is_some() {
+            d.subsegments = self.children[i]
+                .iter()
+                .filter(|&&c| !starts_document[c])
+                .filter_map(|&c| built[c].take())
+                .collect();
+            if !starts_document[i] {
                 d.kind = None;
                 d.trace_id = None;
                 d.parent_id = None;
+            } else if !e.segment && e.parent.is_some() {
+                d.kind = Some("subsegment".to_string());
+                d.trace_id = d.trace_id.or(self.trace_id);
+                d.parent_id = e.parent;
             }
-            d.subsegments = t.children[i]
-                .iter()
-                .filter(|&&c| !t.entities[c].segment)
-                .map(|&c| build(t, c))
-                .collect();
-            d
+            built[i] = Some(d);
         }
-        (0..self.entities.len())
-            .filter(|&i| self.entities[i].segment || self.entities[i].parent.is_none())
-            .map(|i| build(self, i))
+        (0..n)
+            .filter(|&i| starts_document[i])
+            .filter_map(|i| built[i].take())
             .collect()
     }
 

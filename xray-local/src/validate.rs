@@ -2,7 +2,7 @@
 //!
 //! The daemon forwards whatever it receives; the X-Ray service validates later and silently
 //! drops a document it does not accept. These checks run on the raw JSON (not on the typed
-//! [`Document`](xray_core::Document)), so a document that would not even deserialize is still
+//! [`Document`]), so a document that would not even deserialize is still
 //! explained field by field. They are written independently of the code in `xray-core` that
 //! produces documents, so that they can catch its mistakes.
 //!
@@ -18,9 +18,15 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use xray_core::emitter::MAX_DATAGRAM_BYTES;
 use xray_core::time::Timestamp;
+use xray_core::Document;
+
+use crate::limits::{
+    MAX_VIOLATIONS_PER_DOCUMENT, MAX_VIOLATION_MESSAGE_BYTES, MAX_VIOLATION_PATH_BYTES,
+};
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +56,8 @@ pub const DATAGRAM_PATH: &str = "(datagram)";
 const MAX_TRACE_AGE_SECS: u64 = 30 * 24 * 3600;
 /// Clock skew tolerated for trace ids from the future.
 const MAX_FUTURE_SKEW_SECS: u64 = 5 * 60;
+const TRACE_ID_TOO_OLD: &str = "started more than 30 days ago";
+const TRACE_ID_IN_FUTURE: &str = "starts in the future";
 
 const SEGMENT_NAME_MAX: usize = 200;
 const SUBSEGMENT_NAME_MAX: usize = 250;
@@ -58,17 +66,48 @@ const ANNOTATION_KEY_MAX: usize = 500;
 const ANNOTATION_STRING_MAX: usize = 1000;
 
 /// Checks a whole datagram: size, header line, then the document.
+///
+/// A body that breaks none of the rules but that `xray-core`'s [`Document`] cannot read
+/// (a number too large for its field, say) gets a violation saying so: the collector could
+/// not assemble it, and it must not vanish silently.
 pub fn validate_datagram(bytes: &[u8]) -> Vec<Violation> {
-    check_datagram(bytes).0
+    check_datagram(bytes).violations
 }
 
-/// [`validate_datagram`], also returning the parsed body when it is JSON.
-pub(crate) fn check_datagram(bytes: &[u8]) -> (Vec<Violation>, Option<Value>) {
+/// What [`check_datagram`] found.
+pub(crate) struct DatagramCheck {
+    pub(crate) violations: Vec<Violation>,
+    /// The header line is right.
+    pub(crate) framed: bool,
+    /// The body, when it is JSON.
+    pub(crate) body: Option<Value>,
+    /// The body read as a document, when it is one.
+    pub(crate) document: Option<Document>,
+}
+
+/// True when `header` (the first line of a datagram) is a JSON object with `"format":"json"`
+/// and `"version":1`, read as JSON as the X-Ray daemon reads it (so white space and other
+/// fields are allowed).
+pub(crate) fn header_ok(header: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(header).is_ok_and(|h| {
+        h.get("format") == Some(&Value::from("json")) && h.get("version") == Some(&Value::from(1))
+    })
+}
+
+/// True for the violations about a trace id's age (the only ones that depend on the clock).
+fn about_age(v: &Violation) -> bool {
+    v.path == "trace_id"
+        && (v.message.starts_with(TRACE_ID_TOO_OLD) || v.message.starts_with(TRACE_ID_IN_FUTURE))
+}
+
+/// [`validate_datagram`], also returning the body and the document read from it.
+pub(crate) fn check_datagram(bytes: &[u8]) -> DatagramCheck {
     let mut out = Vec::new();
     let datagram = |message: String| Violation {
         document_id: None,
         path: DATAGRAM_PATH.to_string(),
-        message,
+        // The header line is quoted escaped, which can make it six times longer.
+        message: cap(message, MAX_VIOLATION_MESSAGE_BYTES),
     };
     if bytes.len() > MAX_DATAGRAM_BYTES {
         out.push(datagram(format!(
@@ -81,32 +120,73 @@ pub(crate) fn check_datagram(bytes: &[u8]) -> (Vec<Violation>, Option<Value>) {
             "no header line: a datagram starts with {\"format\":\"json\",\"version\":1} and a newline"
                 .to_string(),
         ));
-        return (out, None);
+        return DatagramCheck {
+            violations: out,
+            framed: false,
+            body: None,
+            document: None,
+        };
     };
     let (header, body) = (&bytes[..newline], &bytes[newline + 1..]);
-    match serde_json::from_slice::<Value>(header) {
-        Ok(h)
-            if h.get("format") == Some(&Value::from("json"))
-                && h.get("version") == Some(&Value::from(1)) => {}
-        _ => out.push(datagram(format!(
+    let framed = header_ok(header);
+    if !framed {
+        out.push(datagram(format!(
             "bad header line {:?}: expected {{\"format\":\"json\",\"version\":1}}",
             String::from_utf8_lossy(&header[..header.len().min(80)])
-        ))),
+        )));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(doc) => {
-            out.extend(validate_document(&doc));
-            (out, Some(doc))
+            let found = validate_document(&doc);
+            let explained = found.iter().any(|v| !about_age(v));
+            let document = match Document::deserialize(&doc) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    if !explained {
+                        out.push(Violation {
+                            document_id: doc
+                                .get("id")
+                                .and_then(Value::as_str)
+                                .map(|s| s.chars().take(40).collect()),
+                            path: "(document)".to_string(),
+                            message: cap(
+                                format!(
+                                    "xray-local cannot read this document ({e}), so it is not \
+                                     assembled; the X-Ray service may accept it"
+                                ),
+                                MAX_VIOLATION_MESSAGE_BYTES,
+                            ),
+                        });
+                    }
+                    None
+                }
+            };
+            out.extend(found);
+            DatagramCheck {
+                violations: out,
+                framed,
+                body: Some(doc),
+                document,
+            }
         }
         Err(e) => {
             out.push(datagram(format!("the body is not JSON: {e}")));
-            (out, None)
+            DatagramCheck {
+                violations: out,
+                framed,
+                body: None,
+                document: None,
+            }
         }
     }
 }
 
 /// Checks one top-level document (a segment, or an independent subsegment when `type` is
 /// `"subsegment"`).
+///
+/// At most [`MAX_VIOLATIONS_PER_DOCUMENT`] violations are listed, then one that says how many
+/// more were found; paths and messages are cut to [`MAX_VIOLATION_PATH_BYTES`] and
+/// [`MAX_VIOLATION_MESSAGE_BYTES`].
 pub fn validate_document(doc: &Value) -> Vec<Violation> {
     let mut c = Checker {
         document_id: doc
@@ -114,25 +194,34 @@ pub fn validate_document(doc: &Value) -> Vec<Violation> {
             .and_then(Value::as_str)
             .map(|s| s.chars().take(40).collect()),
         out: Vec::new(),
+        omitted: 0,
         now_secs: Timestamp::now().as_secs(),
     };
-    let Some(obj) = doc.as_object() else {
-        c.push("", "a document must be a JSON object");
-        return c.out;
-    };
-    match obj.get("type") {
-        None => c.entity(obj, "", Kind::Segment),
-        Some(Value::String(t)) if t == "subsegment" => c.entity(obj, "", Kind::Independent),
-        Some(other) => {
-            c.push(
-                "type",
-                format!("must be \"subsegment\" or absent, found {other}"),
-            );
-            // Checked as a segment, so the one mistake is reported once.
-            c.entity(obj, "", Kind::Segment)
-        }
+    c.document(doc);
+    if c.omitted > 0 {
+        c.out.push(Violation {
+            document_id: c.document_id.clone(),
+            path: "(document)".to_string(),
+            message: format!(
+                "{} more violations not listed (at most {MAX_VIOLATIONS_PER_DOCUMENT} per document)",
+                c.omitted
+            ),
+        });
     }
     c.out
+}
+
+/// Cuts `s` to at most `max` bytes, on a character boundary, marking the cut with `…`.
+fn cap(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -145,6 +234,8 @@ enum Kind {
 struct Checker {
     document_id: Option<String>,
     out: Vec<Violation>,
+    /// Violations found beyond [`MAX_VIOLATIONS_PER_DOCUMENT`].
+    omitted: usize,
     now_secs: u64,
 }
 
@@ -185,15 +276,39 @@ fn short(v: &Value) -> String {
 }
 
 impl Checker {
+    fn document(&mut self, doc: &Value) {
+        let c = self;
+        let Some(obj) = doc.as_object() else {
+            c.push("", "a document must be a JSON object");
+            return;
+        };
+        match obj.get("type") {
+            None => c.entity(obj, "", Kind::Segment),
+            Some(Value::String(t)) if t == "subsegment" => c.entity(obj, "", Kind::Independent),
+            Some(other) => {
+                c.push(
+                    "type",
+                    format!("must be \"subsegment\" or absent, found {other}"),
+                );
+                // Checked as a segment, so the one mistake is reported once.
+                c.entity(obj, "", Kind::Segment)
+            }
+        }
+    }
+
     fn push(&mut self, path: &str, message: impl Into<String>) {
+        if self.out.len() >= MAX_VIOLATIONS_PER_DOCUMENT {
+            self.omitted += 1;
+            return;
+        }
         self.out.push(Violation {
             document_id: self.document_id.clone(),
             path: if path.is_empty() {
                 "(document)".to_string()
             } else {
-                path.to_string()
+                cap(path.to_string(), MAX_VIOLATION_PATH_BYTES)
             },
-            message: message.into(),
+            message: cap(message.into(), MAX_VIOLATION_MESSAGE_BYTES),
         });
     }
 
@@ -439,10 +554,13 @@ impl Checker {
         if epoch + MAX_TRACE_AGE_SECS < self.now_secs {
             self.push(
                 &path,
-                "started more than 30 days ago: the X-Ray service refuses it",
+                format!("{TRACE_ID_TOO_OLD}: the X-Ray service refuses it"),
             );
         } else if epoch > self.now_secs + MAX_FUTURE_SKEW_SECS {
-            self.push(&path, "starts in the future: the X-Ray service refuses it");
+            self.push(
+                &path,
+                format!("{TRACE_ID_IN_FUTURE}: the X-Ray service refuses it"),
+            );
         }
     }
 

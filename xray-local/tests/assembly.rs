@@ -354,3 +354,24 @@ fn a_panicking_callback_does_not_stop_the_collector() {
     recorder.begin_segment("second", None).end();
     assert_eq!(rx.recv_timeout(WAIT).expect("second").outline(), "second\n");
 }
+
+/// Found by the `datagram_validation` fuzz target: the validator (like the X-Ray daemon)
+/// reads the header line as JSON, but the collector wanted its exact bytes and counted a
+/// valid datagram as garbage without a word.
+#[test]
+fn a_header_line_with_white_space_is_read_as_the_daemon_reads_it() {
+    let c = Collector::start().unwrap();
+    let (trace, seg, _, _) = ids();
+    let t = now();
+    let doc = json!({"name":"web","id":seg,"trace_id":trace,"start_time":t,"end_time":t+0.01});
+    let datagram = format!("{{ \"version\": 1,\r\"format\": \"json\" }}\n{doc}");
+    assert_eq!(
+        xray_local::validate::validate_datagram(datagram.as_bytes()),
+        []
+    );
+    send(&c, datagram.as_bytes());
+    let got = c.wait_for_trace(|_| true, WAIT).expect("assembled");
+    assert_eq!(got.outline(), "web\n");
+    assert_eq!(c.garbage_count(), 0);
+    assert!(xray_local::collector::parse_datagram(datagram.as_bytes()).is_some());
+}

@@ -143,3 +143,111 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// Trace data is attacker-controlled text: nothing in it may move the cursor, retitle the
+/// window or clear the screen.
+#[test]
+fn control_characters_in_names_causes_urls_sql_and_annotations_are_escaped() {
+    let esc = "\u{1b}[2J\u{1b}]0;owned\u{7}\r\n\t\u{9b}31m\u{7f}\u{202e}";
+    let t = Trace::assemble(&[doc(json!({
+        "name": format!("web{esc}"), "id": "f000000000000001", "trace_id": TRACE,
+        "start_time": T0, "end_time": T0 + 0.1, "fault": true,
+        "http": {"request": {"method": format!("GET{esc}"), "url": format!("http://h/{esc}")},
+                 "response": {"status": 500}},
+        "annotations": {format!("key{esc}"): format!("value{esc}")},
+        "cause": {"exceptions": [{"id": "c000000000000001", "type": format!("Err{esc}"),
+                                  "message": format!("boom{esc}")}]},
+        "subsegments": [
+            {"name": "DynamoDB", "id": "f000000000000002", "namespace": "aws",
+             "start_time": T0, "end_time": T0 + 0.01,
+             "aws": {"operation": format!("GetItem{esc}"), "table_name": format!("t{esc}")}},
+            {"name": "db", "id": "f000000000000003", "start_time": T0, "end_time": T0 + 0.01,
+             "sql": {"url": "pg://h/db", "sanitized_query": format!("SELECT{esc}")},
+             "cause": "c000000000000001"}
+        ]
+    }))]);
+    for opts in [
+        RenderOptions::default(),
+        RenderOptions::default().color(true),
+    ] {
+        let text = render_trace(&t, &opts);
+        let text = if opts.color { strip_ansi(&text) } else { text };
+        for line in text.lines() {
+            assert!(
+                !line.chars().any(|c| c.is_control() || c == '\u{202e}'),
+                "unescaped control character in {line:?}"
+            );
+        }
+        // The name is cut to its column, after escaping.
+        assert!(
+            text.contains(r"web\u{1b}[2J\u{1b}]0;owned\u{7}\r\n\t"),
+            "{text}"
+        );
+        let full = render_trace(&t, &opts.clone().width(200));
+        assert!(full.contains(r"\u{9b}31m\u{7f}\u{202e}"), "{full}");
+        // Annotation values are written as JSON, which escapes C0 controls its own way.
+        for part in [
+            "GET\\u{1b}",
+            "http://h/\\u{1b}",
+            "key\\u{1b}",
+            "value\\u001b",
+            "Err\\u{1b}",
+            "boom\\u{1b}",
+            "GetItem\\u{1b}",
+            "t\\u{1b}",
+            "SELECT\\u{1b}",
+        ] {
+            assert!(full.contains(part), "{part} missing from\n{full}");
+        }
+        assert!(!full
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\x1b'));
+    }
+}
+
+#[test]
+fn violations_are_printed_with_control_characters_escaped() {
+    let v = xray_local::Violation {
+        document_id: Some("\u{1b}[31mid".into()),
+        path: "annotations.k\u{1b}]0;x\u{7}".into(),
+        message: "bad \u{1b}[2J".into(),
+    };
+    let line = xray_local::render::render_violation(&v, &RenderOptions::default());
+    assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+    assert!(line.contains(r"annotations.k\u{1b}]0;x\u{7}"), "{line}");
+}
+
+/// Found by the `trace_assembly` fuzz target: a 51-year span was written `1616400000.50s`,
+/// pushing the line past 80 columns.
+#[test]
+fn durations_always_fit_their_eight_columns() {
+    use std::time::Duration;
+    use xray_local::render::format_duration;
+    for micros in [
+        0,
+        999,
+        999_999,
+        1_000_000,
+        599_999_999,
+        600_000_000,
+        35_999_999_999,
+        36_000_000_000,
+        8_639_999_999_999,
+        8_640_000_000_000,
+        8_639_913_599_999_999,
+        u64::MAX,
+    ] {
+        let text = format_duration(Duration::from_micros(micros));
+        assert!(text.chars().count() <= 8, "{micros} µs: {text}");
+    }
+    assert_eq!(format_duration(Duration::from_secs(90 * 60)), "90.0min");
+    assert_eq!(format_duration(Duration::from_secs(36 * 3600)), "36.0h");
+    assert_eq!(format_duration(Duration::from_secs(400 * 86_400)), "400d");
+    let t = Trace::assemble(&[doc(json!({
+        "name": "web", "id": "f000000000000001", "trace_id": TRACE,
+        "start_time": 1.0, "end_time": 1_616_400_001.5
+    }))]);
+    for line in render_trace(&t, &RenderOptions::default()).lines() {
+        assert!(line.chars().count() <= 80, "{line}");
+    }
+}

@@ -236,3 +236,197 @@ fn centralized_sampler_follows_the_local_rules_served() {
     assert_eq!(api_stats["RequestCount"], 5);
     assert_eq!(api_stats["SampledCount"], 5);
 }
+
+use xray_local::limits::{
+    SAMPLING_API_MAX_CONNECTIONS as MAX_CONNECTIONS, SAMPLING_API_MAX_STATISTICS,
+    SAMPLING_API_MAX_STATISTICS_BYTES, SAMPLING_API_REQUEST_DEADLINE as REQUEST_DEADLINE,
+};
+
+/// Reads what the server sends until it closes the connection (or 10 s pass): `None` when it
+/// closed without answering.
+fn answer_or_close(stream: &mut TcpStream) -> Option<String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned())
+}
+
+const GET_RULES: &[u8] =
+    b"POST /GetSamplingRules HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+
+#[test]
+fn connections_beyond_the_limit_are_closed_without_an_answer() {
+    let api = serve();
+    // Fill every slot with a connection that has not finished its request.
+    let held: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+        .map(|_| {
+            let mut s = TcpStream::connect(api.addr()).unwrap();
+            s.write_all(b"POST /GetSamplingRules HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(api.addr()).unwrap();
+    let _ = extra.write_all(GET_RULES);
+    assert_eq!(
+        answer_or_close(&mut extra),
+        None,
+        "one connection too many is answered"
+    );
+
+    // A slot frees up when a held connection goes away.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = TcpStream::connect(api.addr()).unwrap();
+    again.write_all(GET_RULES).unwrap();
+    let answer = answer_or_close(&mut again).expect("served once a slot is free");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn a_client_trickling_one_byte_at_a_time_is_cut_off_at_the_request_deadline() {
+    let api = serve();
+    let mut s = TcpStream::connect(api.addr()).unwrap();
+    let started = std::time::Instant::now();
+    // A never-ending header, one byte every 200 ms: every single read succeeds quickly.
+    s.write_all(b"POST /GetSamplingRules HTTP/1.1\r\nX-Slow: ")
+        .unwrap();
+    let cut = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if s.write_all(b"a").is_err() {
+            break started.elapsed();
+        }
+        // A closed connection shows on the read side first.
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 64];
+        let closed = matches!(s.read(&mut b), Ok(0))
+            || matches!(s.read(&mut b), Err(e) if e.kind() != std::io::ErrorKind::WouldBlock);
+        s.set_nonblocking(false).unwrap();
+        if closed {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < REQUEST_DEADLINE + Duration::from_secs(3),
+            "still connected after {:?}",
+            started.elapsed()
+        );
+    };
+    assert!(
+        cut >= REQUEST_DEADLINE - Duration::from_millis(500),
+        "cut after {cut:?}"
+    );
+    // The server still answers others.
+    let mut c = connect(api.addr());
+    assert_eq!(call(&mut c, "POST", "/GetSamplingRules", "{}").0, 200);
+}
+
+#[test]
+fn a_chunk_size_that_overflows_64_bits_is_refused_with_400() {
+    let api = serve();
+    let mut s = TcpStream::connect(api.addr()).unwrap();
+    // 2^64: one hex digit more than a u64 holds.
+    s.write_all(
+        b"POST /GetSamplingRules HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+          1\r\n{\r\n10000000000000000\r\n}",
+    )
+    .unwrap();
+    let answer = answer_or_close(&mut s).expect("an answer, not a dropped connection");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let mut c = connect(api.addr());
+    assert_eq!(call(&mut c, "POST", "/GetSamplingRules", "{}").0, 200);
+}
+
+#[test]
+fn a_chunk_of_the_largest_size_is_refused_with_413_once_past_the_body_limit() {
+    let api = serve();
+    let mut s = TcpStream::connect(api.addr()).unwrap();
+    // After a 1-byte chunk, a chunk of 2^64 - 1 bytes: the hand-written server added the two
+    // sizes in a usize and overflowed.
+    s.write_all(
+        b"POST /GetSamplingRules HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+          1\r\n{\r\nffffffffffffffff\r\n",
+    )
+    .unwrap();
+    // Its data keeps coming, past twice the body limit (the server may stop reading).
+    let data = vec![b' '; 64 * 1024];
+    for _ in 0..40 {
+        if s.write_all(&data).is_err() {
+            break;
+        }
+    }
+    let answer = answer_or_close(&mut s).expect("an answer, not a dropped connection");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let mut c = connect(api.addr());
+    assert_eq!(call(&mut c, "POST", "/GetSamplingRules", "{}").0, 200);
+}
+
+#[test]
+fn a_body_over_one_mebibyte_is_refused_with_413() {
+    let api = serve();
+    let mut s = TcpStream::connect(api.addr()).unwrap();
+    let body = vec![b' '; (1 << 20) + 1];
+    let head = format!(
+        "POST /SamplingTargets HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(&body);
+    let answer = answer_or_close(&mut s).expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[test]
+fn statistics_kept_are_bounded_in_number_and_bytes() {
+    let api = serve();
+    let mut c = connect(api.addr());
+    // 25 documents per call, as the SDKs send at most; 500 calls.
+    let docs: Vec<Value> = (0..25)
+        .map(|i| {
+            json!({"RuleName": "Default", "ClientID": "0123456789abcdef01234567",
+                        "Timestamp": 1, "RequestCount": i, "SampledCount": 0, "BorrowCount": 0})
+        })
+        .collect();
+    let body = json!({ "SamplingStatisticsDocuments": docs }).to_string();
+    for _ in 0..500 {
+        assert_eq!(call(&mut c, "POST", "/SamplingTargets", &body).0, 200);
+    }
+    assert!(
+        api.statistics().len() <= SAMPLING_API_MAX_STATISTICS,
+        "{} kept",
+        api.statistics().len()
+    );
+    // Large documents count by their size.
+    let big = json!({"SamplingStatisticsDocuments": [
+        {"RuleName": "Default", "ClientID": "x".repeat(900_000)}
+    ]})
+    .to_string();
+    for _ in 0..20 {
+        assert_eq!(call(&mut c, "POST", "/SamplingTargets", &big).0, 200);
+    }
+    let kept: usize = api.statistics().iter().map(|s| s.to_string().len()).sum();
+    assert!(
+        kept <= SAMPLING_API_MAX_STATISTICS_BYTES,
+        "{kept} bytes of statistics kept"
+    );
+    assert!(api.statistics_forgotten() > 0);
+    // The newest are kept.
+    assert_eq!(
+        api.statistics().last().unwrap()["ClientID"]
+            .as_str()
+            .map(str::len),
+        Some(900_000)
+    );
+}

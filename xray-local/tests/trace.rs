@@ -68,3 +68,76 @@ fn an_empty_trace_is_not_complete() {
     assert!(!t.is_complete());
     assert_eq!(t.outline(), "");
 }
+
+mod common;
+
+/// The fastest of three assemblies of `docs`.
+fn assembly_time(docs: &[Document]) -> std::time::Duration {
+    (0..3)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let t = Trace::assemble(docs);
+            let took = started.elapsed();
+            assert!(!t.is_empty());
+            took
+        })
+        .min()
+        .unwrap()
+}
+
+fn independent(id: usize, parent: usize, complete: bool) -> Document {
+    let mut v = json!({"type":"subsegment","name":format!("s{id}"),"id":common::entity_id(id),
+                       "trace_id":TRACE,"parent_id":common::entity_id(parent),
+                       "start_time":1.0 + id as f64 * 1e-6});
+    if complete {
+        v["end_time"] = json!(100.0);
+    } else {
+        v["in_progress"] = json!(true);
+    }
+    doc(v)
+}
+
+/// Shapes of `n` documents: wide, deep, replaced versions, and a wide fan under a parent
+/// cycle (bad input, once quadratic to untangle).
+fn shapes(n: usize) -> Vec<(&'static str, Vec<Document>)> {
+    let root = doc(
+        json!({"name":"root","id":common::entity_id(0),"trace_id":TRACE,
+                          "start_time":1.0,"end_time":100.0}),
+    );
+    let wide: Vec<Document> = std::iter::once(root.clone())
+        .chain((1..n).map(|i| independent(i, 0, true)))
+        .collect();
+    let deep = common::flat_chain_documents(TRACE.parse().unwrap(), n);
+    let versions: Vec<Document> = std::iter::once(root)
+        .chain((1..n / 2).map(|i| independent(i, 0, false)))
+        .chain((1..n / 2).map(|i| independent(i, 0, true)))
+        .collect();
+    let cycle: Vec<Document> = (2..n)
+        .map(|i| independent(i, 0, true))
+        .chain([independent(0, 1, true), independent(1, 0, true)])
+        .collect();
+    vec![
+        ("wide", wide),
+        ("deep", deep),
+        ("versions", versions),
+        ("cycle", cycle),
+    ]
+}
+
+#[test]
+fn assembly_time_grows_linearly_with_the_number_of_documents() {
+    let small = shapes(1_000);
+    let large = shapes(10_000);
+    for ((name, s), (_, l)) in small.iter().zip(&large) {
+        // Warm up allocations and caches once.
+        let _ = Trace::assemble(s);
+        let (ts, tl) = (assembly_time(s), assembly_time(l));
+        let ratio = tl.as_secs_f64() / ts.as_secs_f64().max(1e-6);
+        eprintln!("{name}: 1k {ts:?}, 10k {tl:?}, ratio {ratio:.1}");
+        // Linear is 10; quadratic would be 100.
+        assert!(
+            ratio < 30.0,
+            "{name}: 1k took {ts:?}, 10k took {tl:?} ({ratio:.1}x)"
+        );
+    }
+}

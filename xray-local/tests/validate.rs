@@ -440,3 +440,33 @@ fn arbitrary_bytes_never_panic() {
         let _ = validate_datagram(&with_header);
     }
 }
+
+/// Found by the `datagram_validation` fuzz target: a count too large for xray-core's
+/// `Document` passed every rule, and the collector then counted the datagram as garbage
+/// without a word.
+#[test]
+fn a_valid_document_the_collector_cannot_read_is_reported_not_dropped_silently() {
+    let mut doc = segment();
+    doc["cause"] =
+        json!({"exceptions": [{"id": "c000000000000001", "truncated": 5_000_000_000u64}]});
+    assert_eq!(
+        validate_document(&doc),
+        [],
+        "no rule of the X-Ray service is broken"
+    );
+    let v = validate_datagram(format!("{DATAGRAM_HEADER}{doc}").as_bytes());
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].message.contains("cannot read"), "{v:?}");
+
+    let c = Collector::start().unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(format!("{DATAGRAM_HEADER}{doc}").as_bytes(), c.addr())
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while c.violations().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(c.violations()[0].message.contains("cannot read"));
+    assert_eq!(c.garbage_count(), 1);
+}
