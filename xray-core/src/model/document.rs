@@ -384,6 +384,11 @@ impl Exception {
 /// Longest error chain we record; the rest is counted in `skipped`.
 const MAX_CHAIN: usize = 16;
 
+/// Most `source()` links followed in all. A chain can be cyclic (an error whose source is
+/// itself, or a loop through several): the walk stops here, and `skipped` then counts the
+/// links followed past [`MAX_CHAIN`], not the (endless) rest.
+const MAX_CHAIN_WALK: usize = 1024;
+
 /// Builds exceptions from a Rust error: the error itself, then its `source()` chain.
 ///
 /// The first exception carries `type_name` (usually `std::any::type_name::<E>()`); the types of
@@ -397,7 +402,12 @@ pub fn exceptions_from_error(
     let mut out: Vec<Exception> = Vec::new();
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut skipped = 0u32;
+    let mut walked = 0usize;
     while let Some(e) = current {
+        walked += 1;
+        if walked > MAX_CHAIN_WALK {
+            break;
+        }
         if out.len() >= MAX_CHAIN {
             skipped += 1;
         } else {

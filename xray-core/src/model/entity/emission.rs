@@ -5,12 +5,21 @@
 //! completed subtree leaves early, as an independent subsegment, when nothing will carry it
 //! later (its parent was already sent) or when the segment holds more subsegments than the
 //! recorder's streaming threshold.
+//!
+//! A document embeds at most [`MAX_EMBEDDED_DEPTH`] levels of subsegments; deeper subtrees
+//! leave with it as independent subsegments (X-Ray joins them by `parent_id`). Every walk of a
+//! document (serializing, trimming, dropping) is recursive, so this bound is what keeps a
+//! chain of thousands of nested subsegments (a recursive function traced at each level) from
+//! overflowing a thread's stack.
 
 use crate::document::Document;
 use crate::id::EntityId;
 use crate::time::Timestamp;
 
 use super::tree::{lock, State, Trace, NO_PARENT, ROOT};
+
+/// Most levels of subsegments one document embeds; deeper subtrees are sent on their own.
+pub(crate) const MAX_EMBEDDED_DEPTH: usize = 32;
 
 impl Trace {
     /// Ends node `idx` (entity `id`) at `at`, and hands to the emitter whatever can leave the
@@ -45,13 +54,18 @@ impl Trace {
                 }
             }
             let threshold = self.recorder.streaming_threshold();
-            s.after_end(idx, threshold)
+            let out = s.after_end(idx, threshold);
+            (out, std::mem::take(&mut s.spilled))
         };
+        let (out, spilled) = out;
         if let Some(mut doc) = out {
             // A segment offered in place above is decorated already.
             if doc.kind.is_none() && doc.decoration.is_none() {
                 self.recorder.decorate_segment(&mut doc);
             }
+            self.recorder.emit(doc);
+        }
+        for doc in spilled {
             self.recorder.emit(doc);
         }
     }
@@ -99,18 +113,50 @@ impl State {
             p.children.retain(|&c| c != idx);
             Some(p.doc.id)
         };
-        let mut doc = self.take_subtree(idx);
+        let mut doc = self.take_subtree(idx, 0);
         doc.kind = Some("subsegment".to_string());
         doc.trace_id = self.nodes[ROOT as usize].doc.trace_id;
         doc.parent_id = parent_id;
         doc
     }
 
-    /// Moves a completed subtree out of the tree.
-    pub(super) fn take_subtree(&mut self, idx: u32) -> Document {
+    /// Moves a completed subtree out of the tree, to be embedded `depth` levels deep in the
+    /// document being built. Levels deeper than [`MAX_EMBEDDED_DEPTH`] go to `self.spilled`
+    /// as independent subsegments.
+    pub(super) fn take_subtree(&mut self, idx: u32, depth: usize) -> Document {
+        let mut deeper = Vec::new();
+        let doc = self.take_levels(idx, depth, &mut deeper);
+        // Each subtree left behind is taken the same way, from depth 0: the recursion above
+        // never goes deeper than MAX_EMBEDDED_DEPTH, however deep the tree.
+        while let Some((idx, parent_id)) = deeper.pop() {
+            let mut sub = self.take_levels(idx, 0, &mut deeper);
+            sub.kind = Some("subsegment".to_string());
+            sub.trace_id = self.nodes[ROOT as usize].doc.trace_id;
+            sub.parent_id = Some(parent_id);
+            self.spilled.push(sub);
+        }
+        doc
+    }
+
+    /// Moves node `idx` and its subtree down to [`MAX_EMBEDDED_DEPTH`] levels below `depth`
+    /// out of the tree; the children found at that depth are left in the tree and listed in
+    /// `deeper` with their parent's id.
+    fn take_levels(
+        &mut self,
+        idx: u32,
+        depth: usize,
+        deeper: &mut Vec<(u32, EntityId)>,
+    ) -> Document {
         let children = std::mem::take(&mut self.nodes[idx as usize].children);
         let mut doc = std::mem::take(&mut self.nodes[idx as usize].doc);
-        doc.subsegments = children.into_iter().map(|c| self.take_subtree(c)).collect();
+        if depth >= MAX_EMBEDDED_DEPTH {
+            deeper.extend(children.into_iter().map(|c| (c, doc.id)));
+        } else {
+            doc.subsegments = children
+                .into_iter()
+                .map(|c| self.take_levels(c, depth + 1, deeper))
+                .collect();
+        }
         self.release(idx);
         doc
     }
@@ -123,7 +169,7 @@ impl State {
         let mut subs = Vec::with_capacity(children.len());
         for c in children {
             if self.nodes[c as usize].open == 0 {
-                subs.push(self.take_subtree(c));
+                subs.push(self.take_subtree(c, 1));
             } else {
                 let n = &self.nodes[c as usize].doc;
                 subs.push(Document {
@@ -162,9 +208,13 @@ impl Drop for Trace {
         }
         s.root_emitted = true;
         let mut doc = s.build_root();
+        let spilled = std::mem::take(&mut s.spilled);
         drop(s);
         tracing::debug!(id = %doc.id, "segment dropped without being ended; sending it as in progress");
         self.recorder.decorate_segment(&mut doc);
         self.recorder.emit(doc);
+        for doc in spilled {
+            self.recorder.emit(doc);
+        }
     }
 }

@@ -135,6 +135,7 @@ impl Entity {
                 free: Vec::new(),
                 held: 0,
                 root_emitted: p.facade,
+                spilled: Vec::new(),
             })
         });
         let trace = match state {

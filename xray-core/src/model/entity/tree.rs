@@ -31,6 +31,10 @@ pub(super) struct State {
     pub(super) held: usize,
     /// The segment's own document has been handed to the emitter (or never will be: facade).
     pub(super) root_emitted: bool,
+    /// Documents taken out of the tree as independent subsegments because they sat deeper
+    /// than [`MAX_EMBEDDED_DEPTH`](super::emission::MAX_EMBEDDED_DEPTH) in the document being
+    /// built; sent right after it. Empty (and unallocated) but for very deep trees.
+    pub(super) spilled: Vec<Document>,
 }
 
 pub(super) struct Node {
