@@ -7,6 +7,8 @@
 //! - `sampled`: the X-Ray layer, every request sampled, segments sent over UDP to the daemon
 //!   address (`AWS_XRAY_DAEMON_ADDRESS`; `scripts/bench-load` runs `bench-sink` there);
 //! - `absent`: as `sampled`, with nothing listening at the daemon address;
+//! - `otlp`: as `sampled`, segments sent as spans over OTLP/HTTP to
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` (`scripts/bench-load` runs `bench-otlp-sink` there);
 //! - `default`: the X-Ray layer with the default sampling rule (1/s, then 5 %);
 //! - `disabled`: the X-Ray layer with the SDK disabled;
 //! - `tracelayer` (axum only): no X-Ray; tower-http's `TraceLayer::new_for_http()` with no
@@ -29,6 +31,8 @@ pub enum Mode {
     Sampled,
     /// X-Ray, every request sampled, no daemon listening.
     Absent,
+    /// X-Ray, every request sampled, sent over OTLP/HTTP.
+    Otlp,
     /// X-Ray, default sampling rule.
     Default,
     /// X-Ray layer present, SDK disabled.
@@ -45,12 +49,13 @@ pub fn args() -> (Mode, String) {
         Some("header") => Mode::Header,
         Some("sampled") => Mode::Sampled,
         Some("absent") => Mode::Absent,
+        Some("otlp") => Mode::Otlp,
         Some("default") => Mode::Default,
         Some("disabled") => Mode::Disabled,
         Some("tracelayer") => Mode::TraceLayer,
         other => {
             eprintln!(
-                "usage: bench-<server> bare|header|sampled|absent|default|disabled|tracelayer ADDR (got {other:?})"
+                "usage: bench-<server> bare|header|sampled|absent|otlp|default|disabled|tracelayer ADDR (got {other:?})"
             );
             std::process::exit(2)
         }
@@ -68,6 +73,14 @@ pub fn recorder(mode: Mode) -> Option<Recorder> {
     let r = match mode {
         Mode::Bare | Mode::Header | Mode::TraceLayer => return None,
         Mode::Sampled | Mode::Absent => b.sampler(AlwaysSample).build(),
+        Mode::Otlp => b
+            .sampler(AlwaysSample)
+            .emitter(
+                xray_core::emitter::otlp::OtlpEmitter::builder()
+                    .from_env()
+                    .build(),
+            )
+            .build(),
         Mode::Default => b.sampler(LocalSampler::default()).build(),
         Mode::Disabled => b.enabled(false).build(),
     };

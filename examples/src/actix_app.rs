@@ -57,6 +57,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 },
             ),
         )
+        .route(
+            "/db/{n}",
+            web::get().to(
+                |state: web::Data<AppState>, n: web::Path<String>| async move {
+                    respond(routes::db(&state, &n)).await
+                },
+            ),
+        )
         .route("/error", web::get().to(|| respond(routes::error())))
         .route("/panic", web::get().to(|| respond(routes::panic())));
 }

@@ -16,6 +16,7 @@ Routes:
   GET /dynamodb/{table}/{key} GetItem id=key: 200 + item, 404, 502
   GET /error                  the handler fails: 500
   GET /panic                  the handler panics: 500, the server keeps serving
+  GET /db/N                   N queries (1..100) against DATABASE_URL: 200 + rows; 502
 
 Environment:
   AWS_XRAY_DAEMON_ADDRESS     where segments go (default 127.0.0.1:2000)
@@ -23,6 +24,7 @@ Environment:
   AWS_XRAY_SDK_ENABLED=false  turns tracing off
   AWS_ENDPOINT_URL            AWS endpoint for /dynamodb (e.g. a local emulator)
   AWS_REGION                  AWS region (default us-east-1)
+  DATABASE_URL                database for /db (postgres://, mysql://, sqlite:; default: SQLite in memory)
   RUST_LOG                    log filter (default info)";
 
 /// Options of the example services.

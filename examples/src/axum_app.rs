@@ -60,6 +60,14 @@ pub fn router(state: AppState, layer: XRayLayer) -> Router {
                 },
             ),
         )
+        .route(
+            "/db/{n}",
+            get(
+                |State(state): State<AppState>, Path(n): Path<String>| async move {
+                    respond(routes::db(&state, &n)).await
+                },
+            ),
+        )
         .route("/error", get(|| respond(routes::error())))
         .route("/panic", get(|| respond(routes::panic())))
         .layer(layer)

@@ -14,9 +14,10 @@
 //! | `GET /dynamodb/{table}/{key}` | DynamoDB `GetItem` (partition key `id`, a string) through the traced AWS SDK client: `200` with the item as JSON, `404`, or `502` |
 //! | `GET /error` | the handler returns an error: `500`, segment `fault` with the error as cause |
 //! | `GET /panic` | the handler panics: `500`, segment `fault` with the panic message; the server keeps serving |
+//! | `GET /db/{n}` | `n` queries (1 ≤ n ≤ 100) against `DATABASE_URL` (SQLite in memory when unset) through a traced sqlx pool: `200` with the row count, `502` when the database fails |
 //!
 //! Both take the options in [`ServiceArgs`] and the standard environment variables
-//! (`AWS_XRAY_DAEMON_ADDRESS`, `AWS_ENDPOINT_URL`, `AWS_REGION`, ...), and stop gracefully on
+//! (`AWS_XRAY_DAEMON_ADDRESS`, `AWS_ENDPOINT_URL`, `AWS_REGION`, `DATABASE_URL`, ...), and stop gracefully on
 //! ctrl-c or SIGTERM after flushing the segments not yet sent.
 //!
 //! The `demo` binary runs everything in one process with an embedded `xray-local` collector
@@ -29,6 +30,7 @@ pub mod actix_app;
 pub mod args;
 pub mod aws;
 pub mod axum_app;
+pub mod db;
 pub mod reply;
 pub mod routes;
 pub mod setup;

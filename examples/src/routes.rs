@@ -45,6 +45,7 @@ pub enum RouteError {
 pub struct AppState {
     http: ClientWithMiddleware,
     dynamodb: Arc<OnceCell<aws_sdk_dynamodb::Client>>,
+    db: Arc<OnceCell<Result<crate::db::Database, String>>>,
 }
 
 impl Default for AppState {
@@ -67,11 +68,22 @@ impl AppState {
         Self {
             http,
             dynamodb: Arc::new(OnceCell::new()),
+            db: Arc::new(OnceCell::new()),
         }
     }
 
     async fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
         self.dynamodb.get_or_init(crate::aws::dynamodb_client).await
+    }
+
+    /// The pool for `DATABASE_URL`, made on first use (see [`crate::db::connect`]).
+    async fn db(&self) -> &Result<crate::db::Database, String> {
+        self.db
+            .get_or_init(|| async {
+                let url = std::env::var(crate::db::DATABASE_URL).ok();
+                crate::db::connect(url.as_deref()).map_err(|e| e.to_string())
+            })
+            .await
     }
 }
 
@@ -191,6 +203,31 @@ pub async fn dynamodb(state: &AppState, table: &str, key: &str) -> RouteResult {
             502,
             format!("DynamoDB call failed: {}\n", DisplayErrorContext(e)),
         ),
+    })
+}
+
+/// Largest `n` for `/db/{n}`.
+pub const MAX_QUERIES: u32 = 100;
+
+/// `GET /db/{n}`: `n` queries (1 ≤ n ≤ 100) against `DATABASE_URL`, each a subsegment. `200`
+/// with the number of rows read; `502` when the database fails; `400` for another `n`.
+pub async fn db(state: &AppState, n: &str) -> RouteResult {
+    let n = match n.parse::<u32>() {
+        Ok(n) if (1..=MAX_QUERIES).contains(&n) => n,
+        _ => {
+            return Ok(Reply::text(
+                400,
+                format!("n must be a number from 1 to {MAX_QUERIES}\n"),
+            ))
+        }
+    };
+    let db = match state.db().await {
+        Ok(db) => db,
+        Err(e) => return Ok(Reply::text(502, format!("database unavailable: {e}\n"))),
+    };
+    Ok(match db.run_queries(n).await {
+        Ok(rows) => Reply::text(200, format!("{rows} rows\n")),
+        Err(e) => Reply::text(502, format!("database query failed: {e}\n")),
     })
 }
 

@@ -253,6 +253,8 @@ pub struct Collector {
     addr: SocketAddr,
     shared: Arc<Shared>,
     sampling: Option<SamplingApi>,
+    #[cfg(feature = "otlp")]
+    otlp: Option<crate::otlp::OtlpReceiver>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -287,6 +289,8 @@ pub struct CollectorBuilder {
     quiet_period: Duration,
     forward: Option<SocketAddr>,
     sampling_rules: Option<LocalRules>,
+    #[cfg(feature = "otlp")]
+    otlp_listen: Option<SocketAddr>,
     limits: Limits,
 }
 
@@ -297,6 +301,8 @@ impl Default for CollectorBuilder {
             quiet_period: DEFAULT_QUIET_PERIOD,
             forward: None,
             sampling_rules: None,
+            #[cfg(feature = "otlp")]
+            otlp_listen: None,
             limits: Limits {
                 max_datagrams: DEFAULT_MAX_DATAGRAMS,
                 max_datagram_bytes: DEFAULT_MAX_DATAGRAM_BYTES,
@@ -310,6 +316,16 @@ impl Default for CollectorBuilder {
 }
 
 impl CollectorBuilder {
+    /// Also receives spans over OTLP/HTTP (`POST /v1/traces`, protobuf) on this TCP address
+    /// (port 0 picks one): each span is read back as a document (see
+    /// [`xray_core::emitter::otlp`]) and assembled with the datagrams. See
+    /// [`otlp`](crate::otlp) for its limits.
+    #[cfg(feature = "otlp")]
+    pub fn otlp_listen(mut self, addr: SocketAddr) -> Self {
+        self.otlp_listen = Some(addr);
+        self
+    }
+
     /// The UDP address to listen on; default an ephemeral loopback port.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
@@ -411,6 +427,17 @@ impl CollectorBuilder {
             on_violation: Mutex::new(Vec::new()),
         });
         let (tx, rx) = mpsc::sync_channel(QUEUE_DATAGRAMS);
+        #[cfg(feature = "otlp")]
+        let otlp = match self.otlp_listen {
+            Some(at) => Some(crate::otlp::OtlpReceiver::serve(
+                at,
+                Ingest {
+                    shared: shared.clone(),
+                    to_worker: tx.clone(),
+                },
+            )?),
+            None => None,
+        };
         let s = shared.clone();
         std::thread::Builder::new()
             .name("xray-local-worker".into())
@@ -423,6 +450,8 @@ impl CollectorBuilder {
             addr,
             shared,
             sampling,
+            #[cfg(feature = "otlp")]
+            otlp,
         })
     }
 }
@@ -452,6 +481,13 @@ impl Collector {
     /// API is served).
     pub fn daemon_address(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The OTLP/HTTP receiver, when started with
+    /// [`otlp_listen`](CollectorBuilder::otlp_listen).
+    #[cfg(feature = "otlp")]
+    pub fn otlp(&self) -> Option<&crate::otlp::OtlpReceiver> {
+        self.otlp.as_ref()
     }
 
     /// The sampling API server, when started with sampling rules.
@@ -691,6 +727,41 @@ fn dropped(shared: &Shared) {
 /// thread, so a burst waits in memory rather than overflowing the socket buffer. The queue
 /// is bounded ([`QUEUE_DATAGRAMS`], [`QUEUE_BYTES`]): when the worker falls that far behind,
 /// datagrams are dropped and counted.
+/// Hands datagrams that did not come through the UDP socket (documents received over OTLP)
+/// to the worker, with the same accounting and limits as the socket's.
+#[cfg(feature = "otlp")]
+#[derive(Clone)]
+pub(crate) struct Ingest {
+    shared: Arc<Shared>,
+    to_worker: mpsc::SyncSender<Queued>,
+}
+
+#[cfg(feature = "otlp")]
+impl Ingest {
+    /// Queues one datagram (header line and document); false when it was dropped because
+    /// the worker's queue is full, or the collector stopped.
+    pub(crate) fn submit(&self, datagram: Vec<u8>) -> bool {
+        let shared = &self.shared;
+        let n = datagram.len();
+        Counters::add(&shared.counters.received, 1);
+        if shared.stop.load(Ordering::Relaxed)
+            || shared.queued_bytes.load(Ordering::Relaxed) + n > QUEUE_BYTES
+        {
+            dropped(shared);
+            return false;
+        }
+        shared.queued_bytes.fetch_add(n, Ordering::Relaxed);
+        match self.to_worker.try_send((datagram, Instant::now())) {
+            Ok(()) => true,
+            Err(_) => {
+                shared.queued_bytes.fetch_sub(n, Ordering::Relaxed);
+                dropped(shared);
+                false
+            }
+        }
+    }
+}
+
 fn receive_loop(socket: UdpSocket, shared: Arc<Shared>, to_worker: mpsc::SyncSender<Queued>) {
     let mut buf = vec![0u8; 65_536];
     while !shared.stop.load(Ordering::Relaxed) {

@@ -33,6 +33,8 @@ pub mod document_log;
 pub mod escape;
 pub mod forward;
 pub mod limits;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod render;
 pub mod sampling_api;
 pub mod trace;

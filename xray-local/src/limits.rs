@@ -15,6 +15,7 @@
 //! | violations | [`MAX_VIOLATIONS`], [`MAX_VIOLATIONS_PER_TRACE`], [`MAX_VIOLATIONS_PER_DOCUMENT`] | same |
 //! | complete traces waiting in a [`subscribe`](crate::Collector::subscribe) channel | [`SUBSCRIBER_BACKLOG`] | same |
 //! | sampling API | [`SAMPLING_API_MAX_CONNECTIONS`], [`SAMPLING_API_REQUEST_DEADLINE`], [`SAMPLING_API_MAX_HEAD_BYTES`], [`SAMPLING_API_MAX_BODY_BYTES`], [`SAMPLING_API_MAX_STATISTICS`], [`SAMPLING_API_MAX_STATISTICS_BYTES`] | same |
+//! | OTLP receiver | [`OTLP_MAX_CONNECTIONS`], [`OTLP_REQUEST_DEADLINE`], [`OTLP_MAX_HEAD_BYTES`], [`OTLP_MAX_BODY_BYTES`], [`OTLP_MAX_BODY_BYTES_IN_FLIGHT`], [`OTLP_MAX_SPANS_PER_REQUEST`] | same |
 //! | nesting of subsegments in [`Trace::segment_documents`](crate::Trace::segment_documents) and `--json` | [`MAX_NESTING`] | same |
 //!
 //! Everything dropped or forgotten because of a limit is counted
@@ -136,3 +137,18 @@ pub fn document_size(body: &Value) -> usize {
     }
     value_size(body) + entities * size_of::<Document>()
 }
+
+/// Connections the OTLP receiver serves at once; more are closed as soon as they are accepted.
+pub const OTLP_MAX_CONNECTIONS: usize = 64;
+/// Time for a whole OTLP request, as [`SAMPLING_API_REQUEST_DEADLINE`] for the sampling API.
+pub const OTLP_REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Largest request head of the OTLP receiver.
+pub const OTLP_MAX_HEAD_BYTES: usize = 16 * KIB;
+/// Largest OTLP request body (X-Ray's own OTLP endpoint takes 5 MB); a larger one is
+/// answered 413.
+pub const OTLP_MAX_BODY_BYTES: usize = 5 * MIB;
+/// Bytes of OTLP request bodies being read at once, over every connection; a request that
+/// would pass it is answered 503 with `Retry-After: 1` (OTLP clients retry later).
+pub const OTLP_MAX_BODY_BYTES_IN_FLIGHT: usize = 32 * MIB;
+/// Spans read from one OTLP request; the rest are rejected (a partial success).
+pub const OTLP_MAX_SPANS_PER_REQUEST: usize = 10_000;

@@ -51,6 +51,12 @@ struct Args {
     #[arg(long)]
     allow_remote_forward: bool,
 
+    /// Also receive spans over OTLP/HTTP (POST /v1/traces, protobuf) on this TCP address,
+    /// e.g. 127.0.0.1:4318 (the OTEL_EXPORTER_OTLP_ENDPOINT of programs using the OTLP
+    /// exporter is then http://127.0.0.1:4318). Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    otlp_listen: Option<SocketAddr>,
+
     /// A trace is complete once nothing is in progress and nothing arrived for this long.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     quiet_period: u64,
@@ -139,9 +145,13 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(f) = &args.forward {
         builder = builder.forward(resolve(f)?);
     }
-    let collector = builder
-        .start()
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(at) = args.otlp_listen {
+        builder = builder.otlp_listen(at);
+    }
+    let collector = builder.start().map_err(|e| match args.otlp_listen {
+        Some(otlp) => format!("cannot listen on {} or {otlp}: {e}", args.listen),
+        None => format!("cannot listen on {}: {e}", args.listen),
+    })?;
 
     let no_color = args.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let out_opts = RenderOptions::default().color(!no_color && std::io::stdout().is_terminal());
@@ -169,6 +179,12 @@ fn run(args: Args) -> Result<(), String> {
     );
     if let Some(api) = collector.sampling_api() {
         eprintln!("xray-local: sampling API on tcp {}", api.addr());
+    }
+    if let Some(otlp) = collector.otlp() {
+        eprintln!(
+            "xray-local: OTLP/HTTP spans on http://{}/v1/traces",
+            otlp.addr()
+        );
     }
     if let Some(f) = &args.forward {
         eprintln!("xray-local: forwarding every datagram to {f}");

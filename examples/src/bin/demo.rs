@@ -87,6 +87,10 @@ async fn run() -> std::io::Result<()> {
         ),
         ("/annotated".to_string(), "annotation, metadata and user"),
         ("/work/3".to_string(), "three sequential subsegments"),
+        (
+            "/db/3".to_string(),
+            "three SQL queries (DATABASE_URL, or SQLite in memory)",
+        ),
     ];
     let client = reqwest::Client::new();
     let collector = Arc::new(collector);
@@ -122,7 +126,7 @@ async fn run() -> std::io::Result<()> {
     }
 
     out.line(&format!(
-        "The services keep running. Try:\n  curl {frontend}/work/3\n  curl {frontend}/fanout/4\n  \
+        "The services keep running. Try:\n  curl {frontend}/work/3\n  curl {frontend}/db/5\n  curl {frontend}/fanout/4\n  \
          curl '{frontend}/call?url={backend}/status/429'\n  curl {frontend}/panic\n  \
          curl {backend}/annotated\nEach new trace is printed below. Press ctrl-c to stop.\n"
     ));

@@ -145,6 +145,7 @@ pub fn command(bin: &str, collector: &Collector) -> Command {
         "AWS_XRAY_SDK_ENABLED",
         "AWS_XRAY_CONTEXT_MISSING",
         "AWS_ENDPOINT_URL",
+        "DATABASE_URL",
     ] {
         cmd.env_remove(var);
     }

@@ -7,6 +7,10 @@
 //! [`UdpEmitter`] sends to the X-Ray daemon; [`MemoryEmitter`] keeps what would have been sent,
 //! for tests. Both split and trim documents the same way (see [`encode_datagrams`]) so tests see
 //! exactly the datagrams production would send.
+//!
+//! With the cargo feature `xray-api`, `XRayApiEmitter` (module `xray_api`) sends the same
+//! documents, split and trimmed the same way, straight to the X-Ray API with
+//! `PutTraceSegments`, through the AWS SDK for Rust.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,12 +20,21 @@ use crate::document::Document;
 
 mod encode;
 mod memory;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub mod otlp;
+pub mod select;
 mod sendmany;
 mod udp;
+#[cfg(feature = "xray-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "xray-api")))]
+pub mod xray_api;
 
 pub use encode::{encode_datagrams, DATAGRAM_HEADER, MAX_DATAGRAM_BYTES};
 pub use memory::MemoryEmitter;
 pub use udp::{UdpEmitter, UdpEmitterBuilder, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_CAPACITY};
+#[cfg(feature = "xray-api")]
+pub use xray_api::{ApiStats, XRayApiEmitter, XRayApiEmitterBuilder};
 
 /// Receives finished segment and subsegment documents.
 ///
@@ -67,6 +80,10 @@ pub trait Emitter: Send + Sync + fmt::Debug + 'static {
 /// them: UDP has no acknowledgement. When nobody listens at the daemon's port, the daemon's
 /// host answers each datagram with ICMP port unreachable, which the UDP emitter counts in
 /// `refused` (and warns about, once a minute at most).
+///
+/// The X-Ray API emitter (feature `xray-api`) counts a document in `sent` once the API accepted
+/// every part of it, and in `errors` when a part was refused or not delivered after its
+/// retries; it leaves `datagrams` and `refused` at zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EmitterStats {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::{json, Map, Value};
 
 use crate::daemon::DaemonAddress;
-use crate::emitter::{Emitter, NoopEmitter, UdpEmitter};
+use crate::emitter::{Emitter, NoopEmitter};
 use crate::plugins::RuntimeEnvironment;
 use crate::sampling::{CentralizedSampler, LocalSampler, Sampler};
 
@@ -52,6 +52,27 @@ fn warn_once(var: &str, value: &str, expected: &str) {
         let shown: String = value.chars().take(100).collect();
         tracing::warn!("ignoring invalid {var}={shown:?}: expected {expected}");
     }
+}
+
+/// The default sampler: through the X-Ray API, with the emitter's own SDK client, when
+/// `XRAY_EXPORTER=xray-api` made the default emitter (`env_emitter`); through the daemon
+/// otherwise.
+fn default_centralized(
+    daemon: &DaemonAddress,
+    fallback: LocalSampler,
+    env_emitter: bool,
+) -> CentralizedSampler {
+    #[cfg(feature = "xray-api")]
+    {
+        use crate::emitter::select::{Exporter, EXPORTER_ENV};
+        let api = env_emitter
+            && env_var(EXPORTER_ENV).and_then(|v| Exporter::parse(&v)) == Some(Exporter::XRayApi);
+        if api {
+            return crate::emitter::xray_api::env_sampler(daemon, fallback);
+        }
+    }
+    let _ = env_emitter;
+    CentralizedSampler::new(daemon, fallback)
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -124,7 +145,9 @@ impl RecorderBuilder {
         self
     }
 
-    /// The emitter (default: [`UdpEmitter`] to the daemon address).
+    /// The emitter (default: the transport `XRAY_EXPORTER` names, see
+    /// [`select`](crate::emitter::select); without it, a
+    /// [`UdpEmitter`](crate::emitter::UdpEmitter) to the daemon address).
     pub fn emitter(mut self, emitter: impl Emitter) -> Self {
         self.emitter = Some(Arc::new(emitter));
         self
@@ -228,10 +251,11 @@ impl RecorderBuilder {
                 }
             }
         }
+        let default_emitter = self.emitter.is_none();
         let emitter: Arc<dyn Emitter> = match (enabled, self.emitter) {
             (false, _) => Arc::new(NoopEmitter),
             (true, Some(e)) => e,
-            (true, None) => Arc::new(UdpEmitter::new(&daemon)),
+            (true, None) => crate::emitter::select::default_emitter(&daemon, from_env),
         };
         let sampler: Arc<dyn Sampler> = match self.sampler {
             Some(s) => s,
@@ -240,7 +264,8 @@ impl RecorderBuilder {
                 if enabled {
                     // No delay at start: the fallback decides until the first rules arrive;
                     // the poller stops when the recorder is shut down or dropped.
-                    let centralized = CentralizedSampler::new(&daemon, fallback);
+                    let centralized =
+                        default_centralized(&daemon, fallback, default_emitter && from_env);
                     centralized.start();
                     Arc::new(centralized)
                 } else {

@@ -72,16 +72,7 @@ pub(crate) fn parse_rules_page(body: &[u8]) -> Result<RulesPage, ApiError> {
             continue;
         };
         match SamplingRule::deserialize(raw) {
-            Ok(rule) if rule.version != 1 => {
-                tracing::debug!(rule = %rule.rule_name, version = rule.version, "skipping sampling rule of another version");
-            }
-            Ok(rule) if rule.resource_arn != "*" => {
-                tracing::debug!(rule = %rule.rule_name, "skipping sampling rule for specific resources");
-            }
-            Ok(rule) if !rule.fixed_rate.is_finite() || rule.rule_name.is_empty() => {
-                tracing::warn!(rule = %rule.rule_name, "ignoring sampling rule with an invalid name or rate");
-            }
-            Ok(rule) => rules.push(rule),
+            Ok(rule) => rules.extend(usable(rule)),
             Err(e) => tracing::warn!(error = %e, "ignoring unreadable sampling rule"),
         }
     }
@@ -90,6 +81,24 @@ pub(crate) fn parse_rules_page(body: &[u8]) -> Result<RulesPage, ApiError> {
         _ => None,
     };
     Ok(RulesPage { rules, next_token })
+}
+
+/// The rule, when this SDK may use it: rules of another `Version` than 1, for specific
+/// resources (`ResourceARN` other than `*`), or with an empty name or a rate that is not a
+/// number are left out (whatever transport brought them).
+pub(crate) fn usable(rule: SamplingRule) -> Option<SamplingRule> {
+    if rule.version != 1 {
+        tracing::debug!(rule = %rule.rule_name, version = rule.version, "skipping sampling rule of another version");
+        None
+    } else if rule.resource_arn != "*" {
+        tracing::debug!(rule = %rule.rule_name, "skipping sampling rule for specific resources");
+        None
+    } else if !rule.fixed_rate.is_finite() || rule.rule_name.is_empty() {
+        tracing::warn!(rule = %rule.rule_name, "ignoring sampling rule with an invalid name or rate");
+        None
+    } else {
+        Some(rule)
+    }
 }
 
 /// One entry of `SamplingTargetDocuments`.

@@ -1,4 +1,5 @@
-//! Centralized sampling: rules and quotas from the X-Ray service, through the daemon.
+//! Centralized sampling: rules and quotas from the X-Ray service, through the daemon (or,
+//! with the cargo feature `xray-api`, through the AWS SDK's X-Ray client).
 //!
 //! See [`CentralizedSampler`]. The rule cache lives in `cache.rs`, the wire shapes in
 //! `api.rs`, the HTTP client in `client.rs`; this file holds the sampler and its poller.
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::api::{parse_rules_page, parse_targets, rules_request, targets_request};
 use super::cache::{restore_statistics, RuleSet};
-use super::client::post_json;
+use super::client::{post_json, SamplingApi};
 use super::clock::{Clock, FastRandom, RandomSource, SystemClock};
 use super::names::{next_owner_id, thread_copy};
 use super::{LocalSampler, Sampler, SamplingDecision, SamplingRequest};
@@ -63,6 +64,8 @@ pub struct PollerStatus {
 
 struct Config {
     daemon: HostPort,
+    /// Calls the X-Ray API itself instead of the daemon's proxy, when set.
+    api: Option<Arc<dyn SamplingApi>>,
     rules_interval: Duration,
     targets_interval: Duration,
     timeout: Duration,
@@ -105,6 +108,11 @@ struct Shared {
 /// daemon has never answered, the fallback [`LocalSampler`] decides (and the rules are asked
 /// for at the statistics interval rather than every 300 s). Rule `Attributes` are not matched.
 ///
+/// With the cargo feature `xray-api`, `XRayApiEmitter::centralized_sampler` (in
+/// `xray_core::emitter`) makes one that calls `GetSamplingRules` and `GetSamplingTargets`
+/// through the emitter's AWS SDK client, for hosts without a daemon; the recorder does so by
+/// itself when `XRAY_EXPORTER=xray-api` chose that emitter.
+///
 /// [`Recorder::shutdown`](crate::Recorder::shutdown) stops the poller (through
 /// [`Sampler::shutdown`]); so does dropping the sampler.
 ///
@@ -128,7 +136,7 @@ pub struct CentralizedSampler {
 impl fmt::Debug for CentralizedSampler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CentralizedSampler")
-            .field("daemon", &self.shared.config.daemon.to_string())
+            .field("source", &self.shared.source())
             .field("client_id", &client_id())
             .field("status", &self.status())
             .finish_non_exhaustive()
@@ -144,6 +152,7 @@ impl CentralizedSampler {
                 id: next_owner_id(),
                 config: Config {
                     daemon: daemon.tcp.clone(),
+                    api: None,
                     rules_interval: DEFAULT_RULES_INTERVAL,
                     targets_interval: DEFAULT_TARGETS_INTERVAL,
                     timeout: DEFAULT_TIMEOUT,
@@ -164,6 +173,13 @@ impl CentralizedSampler {
             }),
             poller: Mutex::new(None),
         }
+    }
+
+    /// A sampler calling the sampling API through `api` instead of the daemon.
+    #[cfg_attr(not(feature = "xray-api"), allow(dead_code))]
+    pub(crate) fn with_api(api: Arc<dyn SamplingApi>, fallback: LocalSampler) -> Self {
+        Self::new(&DaemonAddress::default(), fallback)
+            .configure("the transport", |s| s.config.api = Some(api))
     }
 
     fn configure(mut self, what: &str, f: impl FnOnce(&mut Shared)) -> Self {
@@ -440,8 +456,8 @@ impl Shared {
         } else {
             tracing::warn!(
                 error,
-                daemon = %self.config.daemon,
-                "{what} (local sampling decides while the daemon cannot be reached; \
+                source = %self.source(),
+                "{what} (local sampling decides while the sampling API cannot be reached; \
                  later failures are logged at debug level)"
             );
         }
@@ -450,7 +466,36 @@ impl Shared {
     /// The daemon answered: the next failure is worth a warning again.
     fn answered(&self) {
         if self.failing.swap(false, Ordering::Relaxed) {
-            tracing::info!(daemon = %self.config.daemon, "the X-Ray daemon's sampling API answers again");
+            tracing::info!(source = %self.source(), "the X-Ray sampling API answers again");
+        }
+    }
+
+    /// The daemon's address, or the other transport's description.
+    fn source(&self) -> String {
+        match &self.config.api {
+            Some(api) => api.describe(),
+            None => format!("daemon {}", self.config.daemon),
+        }
+    }
+
+    fn rules_page(&self, token: Option<&str>) -> Result<super::api::RulesPage, String> {
+        match &self.config.api {
+            Some(api) => api.rules_page(token, self.config.timeout),
+            None => self
+                .call("/GetSamplingRules", &rules_request(token))
+                .and_then(|b| parse_rules_page(&b).map_err(|e| e.to_string())),
+        }
+    }
+
+    fn targets(
+        &self,
+        docs: &[super::api::StatisticsDocument],
+    ) -> Result<super::api::TargetsAnswer, String> {
+        match &self.config.api {
+            Some(api) => api.targets(docs, self.config.timeout),
+            None => self
+                .call("/SamplingTargets", &targets_request(docs))
+                .and_then(|b| parse_targets(&b).map_err(|e| e.to_string())),
         }
     }
 
@@ -470,9 +515,7 @@ impl Shared {
         let mut token: Option<String> = None;
         let mut pages = 0;
         loop {
-            let page = self
-                .call("/GetSamplingRules", &rules_request(token.as_deref()))
-                .and_then(|b| parse_rules_page(&b).map_err(|e| e.to_string()));
+            let page = self.rules_page(token.as_deref());
             let page = match page {
                 Ok(p) => p,
                 Err(e) => {
@@ -500,7 +543,7 @@ impl Shared {
         if defs.is_empty() {
             self.rule_failures.fetch_add(1, Ordering::Relaxed);
             self.failed(
-                "the daemon returned no usable sampling rule; keeping the current ones",
+                "the sampling API returned no usable sampling rule; keeping the current ones",
                 "no rule with version 1 and resource ARN *",
             );
             return false;
@@ -537,9 +580,7 @@ impl Shared {
                 continue;
             }
             let docs: Vec<_> = chunk.iter().map(|(_, d)| d.clone()).collect();
-            let answer = self
-                .call("/SamplingTargets", &targets_request(&docs))
-                .and_then(|b| parse_targets(&b).map_err(|e| e.to_string()));
+            let answer = self.targets(&docs);
             match answer {
                 Ok(a) => {
                     self.target_fetches.fetch_add(1, Ordering::Relaxed);

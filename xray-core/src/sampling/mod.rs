@@ -27,11 +27,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-mod api;
+pub(crate) mod api;
 mod cache;
 mod cap;
 mod centralized;
-mod client;
+pub(crate) mod client;
 pub mod clock;
 mod counter;
 mod local;
