@@ -22,6 +22,15 @@ use xray_local::Collector;
 const MIB: usize = 1 << 20;
 
 /// Waits until `f` returns the same value twice, 300 ms apart (at most 20 s).
+/// Waits (up to 20 s) until `cond` holds: the collector's worker may still be busy with what
+/// the receiving thread took in, more so on a loaded machine.
+fn wait_until(mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn settled<T: PartialEq>(mut f: impl FnMut() -> T) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = f();
@@ -116,7 +125,14 @@ fn one_trace_keeps_at_most_its_byte_budget_of_documents() {
         socket.send_to(d, collector.addr()).unwrap();
         std::thread::sleep(Duration::from_millis(5));
     }
-    settled(|| collector.stats().received);
+    wait_until(|| {
+        collector.stats().documents_refused > 0
+            && collector
+                .violations()
+                .iter()
+                .any(|v| v.message.contains("documents of this trace"))
+    });
+    settled(|| (collector.stats(), collector.violations().len()));
     let kept = collector.trace(trace).expect("the trace").documents().len();
     // Each holds 30 000 JSON values of 32 bytes at least.
     assert!(
@@ -184,6 +200,7 @@ fn violations_are_bounded_per_document_per_trace_and_in_total() {
         collector.addr(),
         &[doc_with_bad_keys(TraceId::new(), 1_000)],
     );
+    wait_until(|| collector.violations().len() > MAX_VIOLATIONS_PER_DOCUMENT);
     let v = settled(|| collector.violations().len());
     assert_eq!(
         v,
@@ -200,6 +217,7 @@ fn violations_are_bounded_per_document_per_trace_and_in_total() {
     let trace = TraceId::new();
     let same: Vec<Vec<u8>> = (0..20).map(|_| doc_with_bad_keys(trace, 1_000)).collect();
     send_all(collector.addr(), &same);
+    wait_until(|| collector.violations().len() >= MAX_VIOLATIONS_PER_TRACE);
     let v = settled(|| collector.violations().len());
     assert!(
         v <= MAX_VIOLATIONS_PER_TRACE,
@@ -212,11 +230,16 @@ fn violations_are_bounded_per_document_per_trace_and_in_total() {
         .map(|_| doc_with_bad_keys(TraceId::new(), 1_000))
         .collect();
     send_all(collector.addr(), &many);
-    let v = settled(|| collector.violations().len());
+    wait_until(|| collector.stats().violations_forgotten > 0);
+    let v = settled(|| (collector.violations().len(), *seen.lock().unwrap())).0;
     assert!(v <= MAX_VIOLATIONS, "{v} violations kept");
     assert!(collector.stats().violations_forgotten > 0);
-    // Every violation still reached the callbacks (the binary prints them).
-    assert!(*seen.lock().unwrap() >= 101 + 20 * 101 + 150 * 101 - 10);
+    // Every violation of every document received still reached the callbacks (the binary
+    // prints them). Each document has 101; UDP may lose a few datagrams on a loaded machine.
+    let received = collector.stats().received as usize;
+    assert!(received > 150, "{received} of 171 datagrams received");
+    let seen = *seen.lock().unwrap();
+    assert!(seen >= received * 101 - 10, "{seen} violations for {received} documents");
 }
 
 #[test]

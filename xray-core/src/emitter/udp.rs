@@ -698,17 +698,21 @@ mod tests {
         }
         assert!(emitter.flush(Duration::from_secs(5)));
         let q = &emitter.shared.queue;
+        // Ten buffers if the worker slept through the ten emits; fewer if it woke in between
+        // and handed some back before the later emits took them again.
         let kept = q.spare.lock().unwrap().len();
-        assert_eq!(kept, 10, "every sent buffer of the usual size is kept");
-        // The next documents are serialized into those buffers.
-        for i in 10..15 {
+        assert!((1..=10).contains(&kept), "{kept} buffers kept");
+        // As many next documents are serialized into those buffers: none is allocated, and
+        // all come back.
+        for i in 10..10 + kept {
             emitter.emit(doc(i));
         }
         assert!(emitter.flush(Duration::from_secs(5)));
-        assert_eq!(q.spare.lock().unwrap().len(), 10);
+        assert_eq!(q.spare.lock().unwrap().len(), kept);
+        let total = 10 + kept;
         let mut names = Vec::new();
         let mut buf = [0u8; 2048];
-        for _ in 0..15 {
+        for _ in 0..total {
             let n = rx.recv(&mut buf).unwrap();
             let text = std::str::from_utf8(&buf[..n]).unwrap();
             let body = text.strip_prefix(DATAGRAM_HEADER).unwrap();
@@ -716,9 +720,9 @@ mod tests {
             names.push(d.name);
         }
         names.sort_by_key(|n| n[8..].parse::<usize>().unwrap());
-        let want: Vec<String> = (0..15).map(|i| format!("segment-{i}")).collect();
+        let want: Vec<String> = (0..total).map(|i| format!("segment-{i}")).collect();
         assert_eq!(names, want);
-        assert_eq!(emitter.stats().sent, 15);
+        assert_eq!(emitter.stats().sent, total as u64);
     }
 
     /// The addresses [`two_addresses`] gives: one nobody listens at, then the receiver's.
