@@ -9,6 +9,12 @@
 //! - `absent`: as `sampled`, with nothing listening at the daemon address;
 //! - `otlp`: as `sampled`, segments sent as spans over OTLP/HTTP to
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` (`scripts/bench-load` runs `bench-otlp-sink` there);
+//! - `xray-api`: as `sampled`, documents sent to the X-Ray API (`PutTraceSegments`) by
+//!   xray-core's X-Ray API emitter, at `AWS_ENDPOINT_URL_XRAY` (`scripts/bench-load` points
+//!   it at `bench-otlp-sink`, which accepts the calls);
+//! - `otel`: no X-Ray; the OpenTelemetry SDK, every request sampled, a server span per
+//!   request made by a small middleware (see [`otel`]), exported by OpenTelemetry's own
+//!   OTLP/HTTP protobuf exporter to `OTEL_EXPORTER_OTLP_ENDPOINT`;
 //! - `default`: the X-Ray layer with the default sampling rule (1/s, then 5 %);
 //! - `disabled`: the X-Ray layer with the SDK disabled;
 //! - `tracelayer` (axum only): no X-Ray; tower-http's `TraceLayer::new_for_http()` with no
@@ -33,6 +39,10 @@ pub enum Mode {
     Absent,
     /// X-Ray, every request sampled, sent over OTLP/HTTP.
     Otlp,
+    /// X-Ray, every request sampled, sent to the X-Ray API.
+    XRayApi,
+    /// No X-Ray; the OpenTelemetry SDK and its OTLP exporter, every request sampled.
+    Otel,
     /// X-Ray, default sampling rule.
     Default,
     /// X-Ray layer present, SDK disabled.
@@ -50,12 +60,14 @@ pub fn args() -> (Mode, String) {
         Some("sampled") => Mode::Sampled,
         Some("absent") => Mode::Absent,
         Some("otlp") => Mode::Otlp,
+        Some("xray-api") => Mode::XRayApi,
+        Some("otel") => Mode::Otel,
         Some("default") => Mode::Default,
         Some("disabled") => Mode::Disabled,
         Some("tracelayer") => Mode::TraceLayer,
         other => {
             eprintln!(
-                "usage: bench-<server> bare|header|sampled|absent|otlp|default|disabled|tracelayer ADDR (got {other:?})"
+                "usage: bench-<server> bare|header|sampled|absent|otlp|xray-api|otel|default|disabled|tracelayer ADDR (got {other:?})"
             );
             std::process::exit(2)
         }
@@ -71,7 +83,7 @@ pub const FIXED_TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793";
 pub fn recorder(mode: Mode) -> Option<Recorder> {
     let b = Recorder::builder().service_name("bench");
     let r = match mode {
-        Mode::Bare | Mode::Header | Mode::TraceLayer => return None,
+        Mode::Bare | Mode::Header | Mode::TraceLayer | Mode::Otel => return None,
         Mode::Sampled | Mode::Absent => b.sampler(AlwaysSample).build(),
         Mode::Otlp => b
             .sampler(AlwaysSample)
@@ -81,8 +93,144 @@ pub fn recorder(mode: Mode) -> Option<Recorder> {
                     .build(),
             )
             .build(),
+        Mode::XRayApi => b
+            .sampler(AlwaysSample)
+            .emitter(
+                xray_core::emitter::XRayApiEmitter::from_env()
+                    .expect("the X-Ray API emitter's thread starts"),
+            )
+            .build(),
         Mode::Default => b.sampler(LocalSampler::default()).build(),
         Mode::Disabled => b.enabled(false).build(),
     };
     Some(r.expect("valid benchmark configuration"))
+}
+
+pub mod otel {
+    //! The `otel` mode: a hello-world traced the way an OpenTelemetry user traces it, with
+    //! the OpenTelemetry SDK (100 % sampled, AWS's X-Ray id generator so that the ids are
+    //! X-Ray's, the X-Ray propagator to continue an incoming `X-Amzn-Trace-Id`), the batch
+    //! span processor and OpenTelemetry's own OTLP/HTTP protobuf exporter with its default
+    //! blocking HTTP client.
+    //!
+    //! The servers' middleware calls [`start`] before the handler, runs the handler inside
+    //! the returned context (so spans the handler would make are its children) and calls
+    //! [`end`] with the response status: one server span per request, named `GET /`, with
+    //! the attributes of OpenTelemetry's HTTP server conventions.
+
+    use std::sync::OnceLock;
+
+    use opentelemetry::propagation::{Extractor, TextMapPropagator};
+    use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+    use opentelemetry::{Context, KeyValue};
+    use opentelemetry_aws::trace::{XrayIdGenerator, XrayPropagator};
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+    use opentelemetry_sdk::Resource;
+
+    struct Otel {
+        // Kept so that the batch processor and its thread live as long as the server.
+        _provider: SdkTracerProvider,
+        tracer: SdkTracer,
+        propagator: XrayPropagator,
+    }
+
+    static OTEL: OnceLock<Otel> = OnceLock::new();
+
+    /// Sets up the SDK and the exporter (endpoint from `OTEL_EXPORTER_OTLP_ENDPOINT`, as
+    /// the exporter reads it). Call once, before the server starts its runtime.
+    pub fn init() {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .build()
+            .expect("OTLP exporter");
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_sampler(Sampler::AlwaysOn)
+            .with_id_generator(XrayIdGenerator::default())
+            .with_resource(Resource::builder().with_service_name("bench").build())
+            .build();
+        let tracer = provider.tracer("bench");
+        let _ = OTEL.set(Otel {
+            _provider: provider,
+            tracer,
+            propagator: XrayPropagator::default(),
+        });
+    }
+
+    /// What the middleware knows of a request.
+    pub struct Request<'a> {
+        /// The method.
+        pub method: &'a str,
+        /// The path, without the query.
+        pub path: &'a str,
+        /// The matched route.
+        pub route: &'a str,
+        /// `1.1`, `2`...
+        pub protocol_version: &'a str,
+        /// The `Host` header's host part, if any.
+        pub host: Option<&'a str>,
+        /// The `Host` header's port, if any.
+        pub port: Option<u16>,
+        /// The `User-Agent` header, if any.
+        pub user_agent: Option<&'a str>,
+    }
+
+    /// Starts the request's server span, a child of the incoming X-Ray trace header if the
+    /// request has one, and returns the context holding it.
+    pub fn start(headers: &dyn Extractor, req: &Request<'_>) -> Context {
+        let otel = OTEL.get().expect("otel::init was called");
+        let parent = otel.propagator.extract(headers);
+        let mut attributes = Vec::with_capacity(8);
+        attributes.push(KeyValue::new("http.request.method", req.method.to_owned()));
+        attributes.push(KeyValue::new("url.path", req.path.to_owned()));
+        attributes.push(KeyValue::new("url.scheme", "http"));
+        attributes.push(KeyValue::new("http.route", req.route.to_owned()));
+        attributes.push(KeyValue::new(
+            "network.protocol.version",
+            req.protocol_version.to_owned(),
+        ));
+        if let Some(host) = req.host {
+            attributes.push(KeyValue::new("server.address", host.to_owned()));
+        }
+        if let Some(port) = req.port {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+        if let Some(ua) = req.user_agent {
+            attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
+        }
+        let span = otel
+            .tracer
+            .span_builder(format!("{} {}", req.method, req.route))
+            .with_kind(SpanKind::Server)
+            .with_attributes(attributes)
+            .start_with_context(&otel.tracer, &parent);
+        parent.with_span(span)
+    }
+
+    /// Ends the request's server span with the response status (an error status for 5xx,
+    /// as the conventions ask of server spans).
+    pub fn end(cx: &Context, status: u16) {
+        let span = cx.span();
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
+        if status >= 500 {
+            span.set_status(Status::error(""));
+        }
+        span.end();
+    }
+
+    /// The `Host` header split into host and port (`[::1]:80` gives `[::1]` and 80).
+    pub fn host_port(host: &str) -> (&str, Option<u16>) {
+        match host.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.ends_with(']') => match p.parse() {
+                Ok(port) => (h, Some(port)),
+                Err(_) => (host, None),
+            },
+            _ => (host, None),
+        }
+    }
 }

@@ -239,7 +239,10 @@ fn violations_are_bounded_per_document_per_trace_and_in_total() {
     let received = collector.stats().received as usize;
     assert!(received > 150, "{received} of 171 datagrams received");
     let seen = *seen.lock().unwrap();
-    assert!(seen >= received * 101 - 10, "{seen} violations for {received} documents");
+    assert!(
+        seen >= received * 101 - 10,
+        "{seen} violations for {received} documents"
+    );
 }
 
 #[test]

@@ -206,6 +206,17 @@ impl ConnectionFacts {
         }
     }
 
+    /// `sql.url`: the connection's URL without secrets, when there is one.
+    pub fn sql_url(&self) -> Option<&str> {
+        self.sql.url.as_deref()
+    }
+
+    /// Replaces `sql.driver_version`.
+    #[cfg_attr(not(feature = "diesel"), allow(dead_code))]
+    pub(crate) fn set_driver_version(&mut self, driver_version: &str) {
+        self.sql.driver_version = Some(driver_version.to_string());
+    }
+
     /// The subsegment name.
     pub fn name(&self) -> &str {
         &self.name

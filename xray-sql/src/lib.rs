@@ -15,7 +15,9 @@
 //!   `sqlx::Pool` that is an `Executor` itself;
 //! - `tokio-postgres`: [`tokio_postgres::XRayClient`], a wrapper of `tokio_postgres::Client`
 //!   with its query methods;
-//! - `diesel`: [`diesel::XRayInstrumentation`], diesel's own `Instrumentation` hook.
+//! - `diesel`: [`diesel::XRayInstrumentation`], diesel's own `Instrumentation` hook;
+//!   `diesel-postgres` adds `diesel::establish_pg` (libpq), `diesel-async` adds
+//!   `diesel_async::establish` for diesel-async's `AsyncPgConnection`.
 //!
 //! Outside a sampled segment a query costs one thread-local read more than without this
 //! crate: nothing is allocated and no lock is taken.
@@ -36,6 +38,9 @@ pub mod tokio_postgres;
 
 #[cfg(feature = "diesel")]
 pub mod diesel;
+
+#[cfg(feature = "diesel-async")]
+pub mod diesel_async;
 
 pub use facts::{redact_url, ConnectionFacts, ConnectionParts, QueryText, SqlOptions};
 pub use sanitize::{sanitize_query, Dialect};

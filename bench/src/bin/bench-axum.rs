@@ -1,14 +1,61 @@
 //! axum hello-world on a single-threaded runtime, with or without the X-Ray layer (or, in
 //! `header` mode, only a middleware that adds a fixed trace header; in `tracelayer` mode,
-//! tower-http's `TraceLayer`).
+//! tower-http's `TraceLayer`; in `otel` mode, the OpenTelemetry SDK through a small
+//! middleware).
 
-use axum::http::{HeaderName, HeaderValue};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::{routing::get, Router};
+use opentelemetry::context::FutureExt;
+use opentelemetry_http::HeaderExtractor;
 use tower_http::set_header::SetResponseHeaderLayer;
 use xray_tower::XRayLayer;
 
+/// The `otel` mode's middleware: one OpenTelemetry server span per request.
+async fn otel_span(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(bench::otel::host_port);
+    let path = req.uri().path();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(path, MatchedPath::as_str);
+    let version = match req.version() {
+        axum::http::Version::HTTP_10 => "1.0",
+        axum::http::Version::HTTP_2 => "2",
+        axum::http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    let cx = bench::otel::start(
+        &HeaderExtractor(headers),
+        &bench::otel::Request {
+            method: req.method().as_str(),
+            path,
+            route,
+            protocol_version: version,
+            host: host.map(|h| h.0),
+            port: host.and_then(|h| h.1),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+        },
+    );
+    let response = next.run(req).with_context(cx.clone()).await;
+    bench::otel::end(&cx, response.status().as_u16());
+    response
+}
+
 fn main() {
     let (mode, addr) = bench::args();
+    if mode == bench::Mode::Otel {
+        // Before the runtime: the exporter makes its blocking HTTP client here.
+        bench::otel::init();
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -24,6 +71,8 @@ fn main() {
             ));
         } else if mode == bench::Mode::TraceLayer {
             app = app.layer(tower_http::trace::TraceLayer::new_for_http());
+        } else if mode == bench::Mode::Otel {
+            app = app.route_layer(middleware::from_fn(otel_span));
         }
         let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
         println!("listening on {addr} ({mode:?})");

@@ -1,7 +1,9 @@
-//! An OTLP/HTTP sink standing in for a collector in the load benchmark's `otlp` mode: takes
-//! `POST /v1/traces`, counts requests and bytes (without decoding, as `bench-sink` does not
-//! parse datagrams), answers 200 with an empty export response, and prints the counts every
-//! 10 s.
+//! An OTLP/HTTP sink standing in for a collector in the load benchmark's `otlp` and `otel`
+//! modes: takes `POST /v1/traces`, counts requests and bytes (without decoding, as
+//! `bench-sink` does not parse datagrams), answers 200 with an empty export response, and
+//! prints the counts every 10 s. It also stands in for the X-Ray API in the `xray-api` mode:
+//! `POST /TraceSegments` (`PutTraceSegments`) is counted the same way and answered
+//! `{"UnprocessedTraceSegments":[]}`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +39,22 @@ async fn main() -> std::io::Result<()> {
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "application/x-protobuf")],
                     encode_response(0, ""),
+                )
+            }
+        }),
+    );
+    let c = counts.clone();
+    let app = app.route(
+        "/TraceSegments",
+        post(move |body: Bytes| {
+            let c = c.clone();
+            async move {
+                c.requests.fetch_add(1, Ordering::Relaxed);
+                c.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"UnprocessedTraceSegments":[]}"#,
                 )
             }
         }),
