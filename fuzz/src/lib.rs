@@ -1,6 +1,6 @@
 //! Fuzz harnesses for the parsers of `xray-core` (`harness`) and for what `xray-local` does
-//! with the datagrams it receives (`local_harness`), and for `xray-sql`'s sanitizer
-//! (`sql_harness`).
+//! with the datagrams it receives (`local_harness`) and the OTLP requests it receives
+//! (`otlp_harness`), and for `xray-sql`'s sanitizer (`sql_harness`).
 //!
 //! Each function takes arbitrary bytes, feeds them to one parser and checks the properties
 //! that must hold for every input (no panic; what parses formats back to text that parses to
@@ -12,4 +12,5 @@
 
 pub mod harness;
 pub mod local_harness;
+pub mod otlp_harness;
 pub mod sql_harness;

@@ -1,11 +1,18 @@
 //! The CI stand-in for `cargo fuzz` on this crate's targets: replays the stored corpus
-//! (`fuzz/corpus/datagram_validation/`, `fuzz/corpus/trace_assembly/`) and a few thousand
+//! (`fuzz/corpus/datagram_validation/`, `fuzz/corpus/trace_assembly/`,
+//! `fuzz/corpus/otlp_request/`) and a few thousand
 //! generated inputs through the very harness functions the fuzz targets call
 //! (`fuzz/src/local_harness.rs`), on stable Rust. See `FUZZING.md`.
 
 #[allow(dead_code)]
 #[path = "../../fuzz/src/local_harness.rs"]
 mod local_harness;
+
+// The OTLP receiver's decoder: in xray-core, compiled in with the `otlp` feature (on by
+// default here).
+#[cfg(feature = "otlp")]
+#[path = "../../fuzz/src/otlp_harness.rs"]
+mod otlp_harness;
 
 use std::path::PathBuf;
 
@@ -95,5 +102,24 @@ fn trace_assembly_corpus_replays_without_failure() {
         "trace_assembly",
         b"{}[]\":,.-0123456789abcdef\xff\x1b",
         local_harness::trace_assembly,
+    );
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn otlp_request_corpus_replays_without_failure() {
+    // The seeds are real requests (written with the OpenTelemetry project's Python
+    // classes): they must decode, or the replay exercises nothing but the protobuf parser.
+    let readable: usize = corpus("otlp_request")
+        .iter()
+        .filter_map(|input| xray_core::emitter::otlp::decode_request(input).ok())
+        .map(|docs| docs.into_iter().filter(Result::is_ok).count())
+        .sum();
+    assert!(readable >= 5, "{readable} spans read from the corpus");
+    // Protobuf tags, lengths and the bytes that end varints.
+    replay(
+        "otlp_request",
+        b"\x0a\x12\x1a\x22\x2a\x08\x10\x18\x39\x41\x80\xff\x00\x01\x10",
+        otlp_harness::otlp_request,
     );
 }
