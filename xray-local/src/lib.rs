@@ -32,6 +32,7 @@ pub mod collector;
 pub mod document_log;
 pub mod escape;
 pub mod forward;
+mod http_conn;
 pub mod limits;
 #[cfg(feature = "otlp")]
 pub mod otlp;

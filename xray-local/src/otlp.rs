@@ -20,11 +20,10 @@
 //!
 //! [hyper]: https://docs.rs/hyper
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -32,13 +31,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
-use tokio::time::Instant;
 use xray_core::emitter::otlp::{decode_request, encode_response};
 use xray_core::emitter::DATAGRAM_HEADER;
 
@@ -47,9 +42,6 @@ use crate::limits::{
     OTLP_MAX_BODY_BYTES, OTLP_MAX_BODY_BYTES_IN_FLIGHT, OTLP_MAX_CONNECTIONS, OTLP_MAX_HEAD_BYTES,
     OTLP_MAX_SPANS_PER_REQUEST, OTLP_REQUEST_DEADLINE,
 };
-
-/// Buffer hyper reads into.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 #[derive(Default)]
 struct Counts {
@@ -197,48 +189,22 @@ async fn accept_loop(
 }
 
 async fn serve_connection(stream: TcpStream, ingest: Ingest, counts: Arc<Counts>) {
-    let deadline = Arc::new(Mutex::new(Instant::now() + OTLP_REQUEST_DEADLINE));
-    let service = {
-        let deadline = deadline.clone();
-        let counts = counts.clone();
-        service_fn(move |req| {
-            let deadline = deadline.clone();
+    let cut = counts.clone();
+    crate::http_conn::serve(
+        stream,
+        OTLP_REQUEST_DEADLINE,
+        OTLP_MAX_HEAD_BYTES,
+        "OTLP",
+        move |req| {
             let ingest = ingest.clone();
             let counts = counts.clone();
-            async move {
-                let response = handle(req, &ingest, &counts).await;
-                *deadline.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Instant::now() + OTLP_REQUEST_DEADLINE;
-                Ok::<_, Infallible>(response)
-            }
-        })
-    };
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(OTLP_REQUEST_DEADLINE)
-        .max_header_size(OTLP_MAX_HEAD_BYTES)
-        .max_buf_size(READ_BUFFER_BYTES);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    loop {
-        let until = *deadline.lock().unwrap_or_else(|p| p.into_inner());
-        tokio::select! {
-            done = &mut connection => {
-                if let Err(e) = done {
-                    tracing::debug!(error = %e, "xray-local: OTLP connection ended");
-                }
-                return;
-            }
-            _ = tokio::time::sleep_until(until) => {
-                let now = *deadline.lock().unwrap_or_else(|p| p.into_inner());
-                if now <= Instant::now() {
-                    counts.connections_cut.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-        }
-    }
+            async move { handle(req, &ingest, &counts).await }
+        },
+        move || {
+            cut.connections_cut.fetch_add(1, Ordering::Relaxed);
+        },
+    )
+    .await;
 }
 
 /// Why a body was not read.

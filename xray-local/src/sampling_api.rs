@@ -35,7 +35,6 @@
 //! [hyper]: https://docs.rs/hyper
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,14 +46,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
-use tokio::time::Instant;
 use xray_core::sampling::LocalRules;
 use xray_core::time::Timestamp;
 
@@ -66,8 +61,6 @@ use crate::limits::{
 
 /// Seconds between target polls advertised to clients.
 const INTERVAL_SECS: u64 = 10;
-/// Buffer hyper reads into (its minimum is 8 KiB).
-const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The statistics documents kept, oldest first, within [`SAMPLING_API_MAX_STATISTICS`] and
 /// [`SAMPLING_API_MAX_STATISTICS_BYTES`].
@@ -349,52 +342,23 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, mut stop: oneshot
     }
 }
 
-/// Serves one connection. Every request must be answered within
-/// [`SAMPLING_API_REQUEST_DEADLINE`] of the connection's start or of the previous answer,
-/// whatever the pace of its bytes; when the deadline passes, the connection is dropped.
+/// Serves one connection (see [`crate::http_conn::serve`] for the deadline).
 async fn serve_connection(stream: TcpStream, inner: Arc<Inner>) {
-    let deadline = Arc::new(Mutex::new(Instant::now() + SAMPLING_API_REQUEST_DEADLINE));
-    let service = {
-        let deadline = deadline.clone();
-        let inner = inner.clone();
-        service_fn(move |req| {
-            let deadline = deadline.clone();
+    let cut = inner.clone();
+    crate::http_conn::serve(
+        stream,
+        SAMPLING_API_REQUEST_DEADLINE,
+        SAMPLING_API_MAX_HEAD_BYTES,
+        "sampling API",
+        move |req| {
             let inner = inner.clone();
-            async move {
-                let response = handle(req, &inner).await;
-                // The next request (and writing this answer) gets a deadline of its own.
-                *deadline.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Instant::now() + SAMPLING_API_REQUEST_DEADLINE;
-                Ok::<_, Infallible>(response)
-            }
-        })
-    };
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(SAMPLING_API_REQUEST_DEADLINE)
-        .max_header_size(SAMPLING_API_MAX_HEAD_BYTES)
-        .max_buf_size(READ_BUFFER_BYTES);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    loop {
-        let until = *deadline.lock().unwrap_or_else(|p| p.into_inner());
-        tokio::select! {
-            done = &mut connection => {
-                if let Err(e) = done {
-                    tracing::debug!(error = %e, "xray-local: sampling API connection ended");
-                }
-                return;
-            }
-            _ = tokio::time::sleep_until(until) => {
-                let now = *deadline.lock().unwrap_or_else(|p| p.into_inner());
-                if now <= Instant::now() {
-                    inner.connections_cut.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-        }
-    }
+            async move { handle(req, &inner).await }
+        },
+        move || {
+            cut.connections_cut.fetch_add(1, Ordering::Relaxed);
+        },
+    )
+    .await;
 }
 
 /// Why a request body was not read.
