@@ -20,6 +20,10 @@
 //! - `tracelayer` (axum only): no X-Ray; tower-http's `TraceLayer::new_for_http()` with no
 //!   `tracing` subscriber. Like the X-Ray layer it wraps the response future and body, so
 //!   it shows what any layer that sees the end of the body costs in axum.
+//! - `wrap` (axum only): no X-Ray; the `header` mode's fixed response header plus a response
+//!   body wrapped in a pass-through (`http-body-util`'s `map_frame` with the identity). The
+//!   floor for any layer that answers the trace header and follows the body to its end, as
+//!   the X-Ray layer must: axum boxes every response body a layer wraps.
 //!
 //! `scripts/bench-load` runs them under `wrk` and prints the comparison.
 
@@ -49,6 +53,8 @@ pub enum Mode {
     Disabled,
     /// No X-Ray; tower-http's `TraceLayer` (axum only).
     TraceLayer,
+    /// No X-Ray; the fixed response header and a pass-through body wrapper (axum only).
+    Wrap,
 }
 
 /// Reads `MODE ADDR` from the command line.
@@ -65,9 +71,10 @@ pub fn args() -> (Mode, String) {
         Some("default") => Mode::Default,
         Some("disabled") => Mode::Disabled,
         Some("tracelayer") => Mode::TraceLayer,
+        Some("wrap") => Mode::Wrap,
         other => {
             eprintln!(
-                "usage: bench-<server> bare|header|sampled|absent|otlp|xray-api|otel|default|disabled|tracelayer ADDR (got {other:?})"
+                "usage: bench-<server> bare|header|sampled|absent|otlp|xray-api|otel|default|disabled|tracelayer|wrap ADDR (got {other:?})"
             );
             std::process::exit(2)
         }
@@ -83,7 +90,7 @@ pub const FIXED_TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793";
 pub fn recorder(mode: Mode) -> Option<Recorder> {
     let b = Recorder::builder().service_name("bench");
     let r = match mode {
-        Mode::Bare | Mode::Header | Mode::TraceLayer | Mode::Otel => return None,
+        Mode::Bare | Mode::Header | Mode::TraceLayer | Mode::Otel | Mode::Wrap => return None,
         Mode::Sampled | Mode::Absent => b.sampler(AlwaysSample).build(),
         Mode::Otlp => b
             .sampler(AlwaysSample)

@@ -49,6 +49,10 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
         let Some(segment) = this.exchange.entity().cloned() else {
+            if this.exchange.is_disabled() {
+                return xray_core::context::disabled_sync_scope(|| this.body.poll_next(cx))
+                    .map_err(Into::into);
+            }
             return this.body.poll_next(cx).map_err(Into::into);
         };
         let mut body = this.body;

@@ -12,7 +12,8 @@ use xray_core::Entity;
 ///
 /// It dereferences to [`Entity`]. Extraction fails with [`MissingSegment`] (a 500 response)
 /// when no [`XRay`](crate::XRay) middleware wraps the route; take `Option<Segment>` to
-/// tolerate that.
+/// tolerate that. With the SDK disabled, requests get a no-op segment: nothing recorded on it
+/// is kept.
 ///
 /// ```
 /// use actix_web::HttpResponse;
@@ -49,6 +50,8 @@ impl FromRequest for Segment {
             req.extensions()
                 .get::<Entity>()
                 .cloned()
+                // With the SDK disabled the middleware records nothing: a no-op segment.
+                .or_else(xray_core::context::current_or_disabled)
                 .map(Segment)
                 .ok_or(MissingSegment),
         )

@@ -9,10 +9,9 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::Error;
-use xray_core::context::{self, Instrumented};
+use xray_core::context::Instrumented;
 use xray_core::document::{type_name_from_debug, Exception};
 use xray_core::lifecycle::Exchange;
-use xray_core::Entity;
 
 use crate::body::ResponseBody;
 
@@ -30,11 +29,8 @@ pin_project_lite::pin_project! {
 }
 
 impl<F: Future> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, segment: Option<Entity>, exchange: Exchange) -> Self {
-        Self {
-            inner: context::maybe_scope(segment, inner),
-            exchange,
-        }
+    pub(crate) fn new(inner: Instrumented<F>, exchange: Exchange) -> Self {
+        Self { inner, exchange }
     }
 }
 

@@ -153,16 +153,16 @@ where
         let outer = req.extensions().get::<Entity>().cloned();
         if let Some(segment) = outer {
             let fut = xray_core::context::sync_scope(segment.clone(), || self.service.call(req));
-            return ResponseFuture::new(fut, Some(segment), Exchange::default());
+            let fut = xray_core::context::scope(segment, fut);
+            return ResponseFuture::new(fut, Exchange::default());
         }
 
         let exchange = self.tracing.begin(&incoming(&req));
-        let segment = exchange.entity().cloned();
-        if let Some(segment) = &segment {
+        if let Some(segment) = exchange.entity() {
             req.extensions_mut().insert(segment.clone());
         }
-        let fut = xray_core::context::maybe_sync_scope(segment.clone(), || self.service.call(req));
-        ResponseFuture::new(fut, segment, exchange)
+        let fut = exchange.sync_scope(|| self.service.call(req));
+        ResponseFuture::new(exchange.scope(fut), exchange)
     }
 }
 

@@ -136,6 +136,9 @@ pub fn try_current() -> Result<Entity, ContextMissingError> {
 /// Applies the global recorder's context-missing strategy for an operation that found no
 /// current entity.
 pub(crate) fn context_missing(operation: &str) {
+    if missing_is_expected() {
+        return;
+    }
     match Recorder::global().context_missing() {
         ContextMissing::LogError => {
             tracing::error!(operation, "{ContextMissingError}");
@@ -152,12 +155,21 @@ pub(crate) fn context_missing(operation: &str) {
 /// (outbound HTTP and AWS calls): `RUNTIME_ERROR` logs an error like `LOG_ERROR` instead of
 /// panicking, and `IGNORE_ERROR` stays silent.
 pub fn report_missing_context(operation: &str) {
+    if missing_is_expected() {
+        return;
+    }
     match Recorder::global().context_missing() {
         ContextMissing::LogError | ContextMissing::RuntimeError => {
             tracing::error!(operation, "{ContextMissingError}");
         }
         ContextMissing::IgnoreError => {}
     }
+}
+
+/// With the SDK disabled there is nothing to be missing: the code runs for a request served
+/// with the SDK disabled, or the process-wide recorder is disabled.
+fn missing_is_expected() -> bool {
+    context::in_disabled_request() || !Recorder::global().is_enabled()
 }
 
 fn with_current(operation: &str, f: impl FnOnce(&Entity)) {

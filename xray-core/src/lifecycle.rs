@@ -65,6 +65,7 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::document::{exceptions_from_error, Document, Exception, HttpResponse};
+use crate::context;
 use crate::entity::Entity;
 use crate::http::grpc::GrpcCode;
 
@@ -273,6 +274,9 @@ pub struct Exchange {
     bodiless: bool,
     /// Bytes of the body sent so far, counted when the response head gave no length.
     counted: Option<u64>,
+    /// A request served with the SDK disabled and no trace header to pass on: no entity, and
+    /// its scopes only mark the thread (see [`context::disabled_scope`]).
+    disabled: bool,
 }
 
 impl fmt::Debug for Exchange {
@@ -303,6 +307,49 @@ impl Exchange {
             responded: false,
             bodiless: false,
             counted: None,
+            disabled: false,
+        }
+    }
+
+    /// A request served with the SDK disabled and no trace header to pass on: nothing is
+    /// recorded, no entity is made current and no response header is written. Code that runs
+    /// for it inside [`scope`](Self::scope) gets no context-missing errors, and the adapters'
+    /// segment extractors hand it a no-op segment ([`context::current_or_disabled`]).
+    pub fn disabled() -> Self {
+        Self {
+            entity: None,
+            side: Some(Side::Server),
+            responded: false,
+            bodiless: false,
+            counted: None,
+            disabled: true,
+        }
+    }
+
+    /// True for an exchange made by [`disabled`](Self::disabled).
+    #[inline]
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+
+    /// Runs `fut` in the exchange's context: with its entity current while it is polled, or
+    /// marked as disabled work for a [`disabled`](Self::disabled) exchange.
+    #[inline]
+    pub fn scope<F: std::future::Future>(&self, fut: F) -> context::Instrumented<F> {
+        match &self.entity {
+            Some(entity) => context::scope(entity.clone(), fut),
+            None if self.disabled => context::disabled_scope(fut),
+            None => context::maybe_scope(None, fut),
+        }
+    }
+
+    /// Runs `f` in the exchange's context; see [`scope`](Self::scope).
+    #[inline]
+    pub fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.entity {
+            Some(entity) => context::sync_scope(entity.clone(), f),
+            None if self.disabled => context::disabled_sync_scope(f),
+            None => f(),
         }
     }
 

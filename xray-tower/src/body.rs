@@ -61,6 +61,9 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let Some(segment) = this.exchange.entity().cloned() else {
+            if this.exchange.is_disabled() {
+                return context::disabled_sync_scope(|| this.inner.poll_frame(cx));
+            }
             return this.inner.poll_frame(cx);
         };
         let mut inner = this.inner;

@@ -28,7 +28,8 @@ use xray_core::Entity;
 /// ```
 ///
 /// Extraction fails with [`MissingSegment`] (a 500) when no [`XRayLayer`](crate::XRayLayer)
-/// runs before the handler; take `Option<Segment>` to accept that instead.
+/// runs before the handler; take `Option<Segment>` to accept that instead. With the SDK
+/// disabled, requests get a no-op segment: nothing recorded on it is kept.
 #[derive(Clone, Debug)]
 pub struct Segment(pub Entity);
 

@@ -65,18 +65,17 @@ where
             .begin_http(req.method(), req.uri(), req.headers(), || {
                 peer_ip(req.extensions())
             });
-        let segment = exchange.entity().cloned();
         // A gRPC call's outcome is its `grpc-status`, read from the response head or trailers
         // (unsampled requests record nothing: they need not look).
         let grpc = exchange.is_sampled() && is_grpc_message(req.headers());
-        if let Some(segment) = segment.as_ref().filter(|s| s.is_sampled()) {
+        if let Some(segment) = exchange.entity().filter(|s| s.is_sampled()) {
             self.on_request.on_request(&req, segment);
         }
         // Some services do work in `call` itself: make the segment current there too.
         let inner = &mut self.inner;
-        let fut = context::maybe_sync_scope(segment.clone(), || inner.call(req));
+        let fut = exchange.sync_scope(|| inner.call(req));
         ResponseFuture::new(
-            context::maybe_scope(segment, fut),
+            exchange.scope(fut),
             exchange,
             grpc,
             self.on_response.clone(),
@@ -111,7 +110,8 @@ impl<S: fmt::Debug, OnReq, OnRes> fmt::Debug for XRay<S, OnReq, OnRes> {
 ///
 /// An [`Entity`] put in the request's extensions by the application wins; otherwise this is
 /// the segment of the current entity ([`xray_core::current`]), even when a subsegment is
-/// current.
+/// current. With the SDK disabled it is a no-op segment
+/// ([`xray_core::context::current_or_disabled`]).
 pub fn segment<B>(req: &Request<B>) -> Option<Entity> {
     request_segment(req.extensions())
 }
@@ -120,5 +120,5 @@ pub(crate) fn request_segment(extensions: &http::Extensions) -> Option<Entity> {
     extensions
         .get::<Entity>()
         .cloned()
-        .or_else(|| xray_core::current().map(|e| e.segment()))
+        .or_else(|| context::current_or_disabled().map(|e| e.segment()))
 }

@@ -107,7 +107,31 @@ impl ServerTracing {
     /// [`Exchange::entity`] current while the request is served and ends the exchange
     /// through it (see [`crate::lifecycle`] for the rules).
     pub fn begin(&self, req: &IncomingRequest<'_>) -> Exchange {
-        Exchange::server(self.begin_segment(req)).without_body(req.method == "HEAD")
+        let head = req.method == "HEAD";
+        if self.is_off() {
+            return self.begin_disabled(req.trace_header, head);
+        }
+        Exchange::server(self.begin_segment(req)).without_body(head)
+    }
+
+    /// The SDK is disabled and W3C headers are not read: only an incoming `X-Amzn-Trace-Id`
+    /// matters, to pass on to the calls the request makes.
+    #[inline]
+    fn is_off(&self) -> bool {
+        !self.accept_w3c && !self.recorder().is_enabled()
+    }
+
+    /// With the SDK disabled: a request that brings a trace header keeps it (an unsampled
+    /// segment carries it to the calls made while the request is served and to the
+    /// response); one without gets [`Exchange::disabled`], which costs nothing.
+    fn begin_disabled(&self, trace_header: Option<&[u8]>, head: bool) -> Exchange {
+        let Some(header) = TraceHeader::parse_or_warn(trace_header) else {
+            return Exchange::disabled();
+        };
+        let segment = self
+            .recorder()
+            .begin_segment(self.naming.fallback(), Some(&header));
+        Exchange::server(segment).without_body(head)
     }
 
     /// Like [`begin`](Self::begin), for adapters that end the segment themselves: returns the
@@ -128,19 +152,15 @@ impl ServerTracing {
         peer_ip: impl FnOnce() -> Option<IpAddr>,
     ) -> Exchange {
         let head = method == http::Method::HEAD;
-        if !self.recorder().is_enabled() && !self.accept_w3c {
-            // Only the trace header is read (see `begin_segment_with_peer`). A scan, as in
-            // `IncomingRequest::read_headers`: a keyed lookup parses and hashes the name on
-            // every request, which costs more than this on usual header maps.
-            let req = IncomingRequest {
-                method: method.as_str(),
-                trace_header: headers
-                    .iter()
-                    .find(|(name, _)| name.as_str() == crate::header::HEADER_NAME)
-                    .map(|(_, v)| v.as_bytes()),
-                ..IncomingRequest::default()
-            };
-            return Exchange::server(self.begin_segment(&req)).without_body(head);
+        if self.is_off() {
+            // Only the trace header is read. A scan, as in `IncomingRequest::read_headers`: a
+            // keyed lookup parses and hashes the name on every request, which costs more than
+            // this on usual header maps.
+            let trace_header = headers
+                .iter()
+                .find(|(name, _)| name.as_str() == crate::header::HEADER_NAME)
+                .map(|(_, v)| v.as_bytes());
+            return self.begin_disabled(trace_header, head);
         }
         let req = IncomingRequest::from_parts(method, uri, headers);
         Exchange::server(self.begin_segment_with_peer(&req, peer_ip)).without_body(head)

@@ -10,6 +10,11 @@
 //! It does not flow into `tokio::spawn` by itself: wrap spawned futures with
 //! [`FutureExt::in_current_segment`].
 //!
+//! A request served while the SDK is disabled, with no trace header to pass on, makes no
+//! entity current: its scope only marks the thread ([`disabled_scope`]), so that asking for
+//! the current segment there is not a context-missing error and the adapters' extractors hand
+//! out a no-op segment ([`current_or_disabled`]).
+//!
 //! ```
 //! use xray_core::{context, FutureExt, Recorder};
 //! # #[tokio::main(flavor = "current_thread")]
@@ -26,7 +31,7 @@
 //! # }
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -39,6 +44,41 @@ thread_local! {
     /// remove their own entry on exit, so the stack only holds entities for the code that is
     /// running right now on this thread.
     static STACK: RefCell<Vec<Entity>> = const { RefCell::new(Vec::new()) };
+
+    /// How many scopes of requests served with the SDK disabled are running on this thread.
+    /// A plain counter: no destructor, so reading it costs next to nothing.
+    static DISABLED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// True while the code runs for a request served with the SDK disabled (inside a
+/// [`disabled_scope`]) and no entity is current.
+pub fn in_disabled_request() -> bool {
+    DISABLED.try_with(|d| d.get() > 0).unwrap_or(false) && !has_current()
+}
+
+/// The current entity; inside a request served with the SDK disabled, a fresh no-op segment
+/// instead (unsampled, belonging to a disabled recorder: nothing recorded on it is kept or
+/// sent). What the adapters' segment extractors return.
+pub fn current_or_disabled() -> Option<Entity> {
+    current().or_else(|| in_disabled_request().then(Entity::disabled))
+}
+
+/// Marks the thread as serving a request with the SDK disabled until dropped.
+struct DisabledMark;
+
+impl DisabledMark {
+    #[inline]
+    fn enter() -> Self {
+        let _ = DISABLED.try_with(|d| d.set(d.get().saturating_add(1)));
+        DisabledMark
+    }
+}
+
+impl Drop for DisabledMark {
+    #[inline]
+    fn drop(&mut self) {
+        let _ = DISABLED.try_with(|d| d.set(d.get().saturating_sub(1)));
+    }
 }
 
 /// The entity the running code belongs to, if any.
@@ -124,6 +164,23 @@ pub fn scope<F: Future>(entity: Entity, fut: F) -> Instrumented<F> {
     Instrumented::new(fut, Some(entity))
 }
 
+/// Runs `fut` as the work of a request served with the SDK disabled: no entity is current,
+/// [`in_disabled_request`] is true while it is polled.
+pub fn disabled_scope<F: Future>(fut: F) -> Instrumented<F> {
+    Instrumented {
+        fut,
+        entity: None,
+        disabled: true,
+    }
+}
+
+/// Runs `f` as the work of a request served with the SDK disabled; see [`disabled_scope`].
+#[inline]
+pub fn disabled_sync_scope<R>(f: impl FnOnce() -> R) -> R {
+    let _mark = DisabledMark::enter();
+    f()
+}
+
 /// Like [`scope`] when there is an entity; without one the future runs as it is.
 pub fn maybe_scope<F: Future>(entity: Option<Entity>, fut: F) -> Instrumented<F> {
     Instrumented::new(fut, entity)
@@ -146,9 +203,14 @@ pub fn maybe_sync_scope<R>(entity: Option<Entity>, f: impl FnOnce() -> R) -> R {
 /// Carries an entity into futures that run elsewhere, like `tracing::Instrument`.
 pub trait FutureExt: Future + Sized {
     /// Captures the current entity now and makes it current whenever the future is polled.
-    /// Use it on futures handed to `tokio::spawn` or `actix_web::rt::spawn`.
+    /// Use it on futures handed to `tokio::spawn` or `actix_web::rt::spawn`. Inside a
+    /// request served with the SDK disabled, it carries that mark instead.
     fn in_current_segment(self) -> Instrumented<Self> {
-        Instrumented::new(self, current())
+        match current() {
+            Some(entity) => Instrumented::new(self, Some(entity)),
+            None if in_disabled_request() => disabled_scope(self),
+            None => Instrumented::new(self, None),
+        }
     }
 
     /// Makes `entity` current whenever the future is polled.
@@ -165,12 +227,19 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         entity: Option<Entity>,
+        // Without an entity: whether the future is the work of a request served with the SDK
+        // disabled (see `disabled_scope`).
+        disabled: bool,
     }
 }
 
 impl<F: Future> Instrumented<F> {
     fn new(fut: F, entity: Option<Entity>) -> Self {
-        Self { fut, entity }
+        Self {
+            fut,
+            entity,
+            disabled: false,
+        }
     }
 
     /// The entity carried, if any.
@@ -196,6 +265,10 @@ impl<F: Future> Future for Instrumented<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let Some(entity) = this.entity.take() else {
+            if *this.disabled {
+                let _mark = DisabledMark::enter();
+                return this.fut.poll(cx);
+            }
             return this.fut.poll(cx);
         };
         // The entity moves onto the stack for the poll and back afterwards: no clone.

@@ -125,6 +125,19 @@ impl Recorder {
         })
     }
 
+    /// A recorder that records nothing, for the no-op segments handed out inside requests
+    /// served with the SDK disabled ([`crate::context::current_or_disabled`]).
+    pub(crate) fn disabled() -> &'static Recorder {
+        static DISABLED: OnceLock<Recorder> = OnceLock::new();
+        DISABLED.get_or_init(|| {
+            RecorderBuilder::default()
+                .enabled(false)
+                .ignore_env()
+                .ignore_invalid()
+                .build_infallible()
+        })
+    }
+
     /// Installs the process-wide recorder. Fails, giving the recorder back, when one is
     /// already installed or was already used.
     pub fn set_global(recorder: Recorder) -> Result<(), Recorder> {

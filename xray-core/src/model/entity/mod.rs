@@ -172,6 +172,11 @@ impl Entity {
         }
     }
 
+    /// A no-op segment: unsampled, of a disabled recorder, so nothing recorded on it is kept.
+    pub(crate) fn disabled() -> Entity {
+        Recorder::disabled().begin_segment("disabled", None)
+    }
+
     /// True when both handles refer to the same entity.
     pub fn same_as(&self, other: &Entity) -> bool {
         self.key() == other.key()
