@@ -728,3 +728,33 @@ async fn trace_header_is_returned_on_handler_errors_too() {
     assert!(returned.ends_with(";Sampled=1"));
     let _ = WAIT;
 }
+
+#[tokio::test]
+async fn disabled_sdk_records_nothing_and_the_extractor_still_works() {
+    let (c, _) = collector();
+    let off = Recorder::builder()
+        .daemon_address(c.daemon_address())
+        .sampler(xray_core::sampling::AlwaysSample)
+        .enabled(false)
+        .ignore_env()
+        .build()
+        .unwrap();
+    let s = server(off.clone());
+    // Without a trace header: no segment, no response header, a no-op segment for handlers.
+    let res = client().get(s.url("/extract")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("x-amzn-trace-id").is_none());
+    // With one: it is kept for the response (and for calls the handler would make).
+    let (root, _, h) = header("1");
+    let res = client()
+        .get(s.url("/extract"))
+        .header("x-amzn-trace-id", h)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(response_root(&res), root.to_string());
+    assert!(off.flush(std::time::Duration::from_secs(2)));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(c.received().is_empty());
+}

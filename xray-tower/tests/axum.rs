@@ -177,6 +177,79 @@ async fn disabled_sdk_builds_nothing_and_still_answers_the_header() {
     assert!(collector.received().is_empty());
 }
 
+/// Counts the events at ERROR level logged while it is the thread's subscriber.
+#[derive(Clone, Default)]
+struct ErrorCount(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCount {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl ErrorCount {
+    /// Errors `f` logs.
+    fn during(&self, f: impl FnOnce()) -> usize {
+        use tracing_subscriber::layer::SubscriberExt;
+        let before = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(self.clone()), f);
+        self.0.load(std::sync::atomic::Ordering::SeqCst) - before
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_sdk_without_a_trace_header_does_nothing_and_handlers_still_work() {
+    let collector = Collector::start().unwrap();
+    let off = Recorder::builder()
+        .daemon_address(collector.daemon_address())
+        .sampler(xray_core::sampling::AlwaysSample)
+        .enabled(false)
+        .ignore_env()
+        .build()
+        .unwrap();
+    let errors = ErrorCount::default();
+    // Outside any request, a call on the current segment is a context-missing error (the
+    // process-wide recorder is enabled here): the check below can fail.
+    assert_eq!(
+        errors.during(|| xray_core::put_annotation("outside", 1)),
+        1
+    );
+    let errors2 = errors.clone();
+    let app = Router::new()
+        .route(
+            "/",
+            route_get(move |segment: Segment| {
+                let errors = errors2.clone();
+                async move {
+                    assert!(!segment.is_sampled());
+                    segment.put_annotation("ignored", 1);
+                    assert!(xray_core::current().is_none());
+                    assert!(xray_core::context::in_disabled_request());
+                    // Not a context-missing error inside a request the disabled SDK serves,
+                    // nor in a task spawned from it.
+                    let logged = errors.during(|| xray_core::put_annotation("k", 1));
+                    let spawned = tokio::spawn(
+                        async { xray_core::context::in_disabled_request() }.in_current_segment(),
+                    );
+                    assert!(spawned.await.unwrap());
+                    format!("{logged}")
+                }
+            }),
+        )
+        .layer(XRayLayer::new("svc").with_recorder(off.clone()));
+    let addr = serve_axum(app).await;
+    let reply = get(addr, "/", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(&reply.body[..], b"0", "errors logged by the handler");
+    assert_eq!(reply.trace_header(), None, "nothing to answer with");
+    assert!(!xray_core::context::in_disabled_request());
+    assert!(off.flush(WAIT));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(collector.received().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_naming_follows_matching_hosts_only() {
     let collector = Collector::start().unwrap();
