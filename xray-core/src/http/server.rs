@@ -137,7 +137,7 @@ impl ServerTracing {
     /// Like [`begin`](Self::begin), for adapters that end the segment themselves: returns the
     /// segment alone.
     pub fn begin_segment(&self, req: &IncomingRequest<'_>) -> Entity {
-        self.begin_segment_with_peer(req, || None)
+        self.begin_segment_then(req, |r| *r)
     }
 
     /// Begins recording a request given as `http` 1 parts: what a tower or hyper adapter
@@ -152,18 +152,39 @@ impl ServerTracing {
         peer_ip: impl FnOnce() -> Option<IpAddr>,
     ) -> Exchange {
         let head = method == http::Method::HEAD;
-        if self.is_off() {
-            // Only the trace header is read. A scan, as in `IncomingRequest::read_headers`: a
-            // keyed lookup parses and hashes the name on every request, which costs more than
-            // this on usual header maps.
-            let trace_header = headers
+        // A scan for the trace header alone, as in `IncomingRequest::read_headers`: a keyed
+        // lookup parses and hashes the name on every request, which costs more than this on
+        // usual header maps.
+        let trace_header = || {
+            headers
                 .iter()
                 .find(|(name, _)| name.as_str() == crate::header::HEADER_NAME)
-                .map(|(_, v)| v.as_bytes());
-            return self.begin_disabled(trace_header, head);
+                .map(|(_, v)| v.as_bytes())
+        };
+        if self.is_off() {
+            return self.begin_disabled(trace_header(), head);
         }
-        let req = IncomingRequest::from_parts(method, uri, headers);
-        Exchange::server(self.begin_segment_with_peer(&req, peer_ip)).without_body(head)
+        if self.accept_w3c || self.naming.is_dynamic() || self.recorder().sampler_reads_request()
+        {
+            let req = IncomingRequest::from_parts(method, uri, headers);
+            let segment = self.begin_segment_then(&req, |r| IncomingRequest {
+                peer_ip: r.peer_ip.or_else(peer_ip),
+                ..*r
+            });
+            return Exchange::server(segment).without_body(head);
+        }
+        // Nothing but the trace header decides how the request is recorded: the rest of the
+        // request is read only when it is sampled.
+        let req = IncomingRequest {
+            method: method.as_str(),
+            trace_header: trace_header(),
+            ..IncomingRequest::default()
+        };
+        let segment = self.begin_segment_then(&req, |_| IncomingRequest {
+            peer_ip: peer_ip(),
+            ..IncomingRequest::from_parts(method, uri, headers)
+        });
+        Exchange::server(segment).without_body(head)
     }
 
     /// Begins recording a request as a subsegment of `parent` instead of a segment of its own:
@@ -193,10 +214,12 @@ impl ServerTracing {
         Exchange::server(subsegment).without_body(head)
     }
 
-    fn begin_segment_with_peer(
+    /// Begins the segment for `req`; a sampled one records `http.request` from
+    /// `recorded(req)`, which may read more of the request than the decision needed.
+    fn begin_segment_then<'r>(
         &self,
-        req: &IncomingRequest<'_>,
-        peer_ip: impl FnOnce() -> Option<IpAddr>,
+        req: &IncomingRequest<'r>,
+        recorded: impl FnOnce(&IncomingRequest<'r>) -> IncomingRequest<'r>,
     ) -> Entity {
         // A host taken from a request target's authority may carry `user:password@`: it is
         // never used for naming, sampling or the recorded URL, whichever adapter passed it.
@@ -208,25 +231,28 @@ impl ServerTracing {
             return recorder.begin_segment(self.naming.fallback(), header.as_ref());
         }
         let mut clean = *req;
-        clean.host = req.host.map(after_userinfo);
+        // The host and path are worked out only for what looks at them: dynamic naming, a
+        // sampler with rules on them, a sampled request's `http.request`.
+        let reads_request = recorder.sampler_reads_request();
+        if reads_request || self.naming.is_dynamic() {
+            clean.host = req.host.map(after_userinfo);
+        }
         let req = &clean;
         let header = self.incoming_header(req);
         let name = self
             .naming
             .matched_host(req.host)
-            // A closure, not the fn itself: it lets the 'static name shorten to the request's lifetime.
             .or(recorder.tracing_name_override())
             .unwrap_or(self.naming.fallback());
-        let path = req.path();
-        let sampling = SamplingRequest::new(name)
-            .host(req.host_name())
-            .method(Some(req.method))
-            .url_path(Some(path));
+        let mut sampling = SamplingRequest::new(name).method(Some(req.method));
+        if reads_request {
+            sampling = sampling.host(req.host_name()).url_path(Some(req.path()));
+        }
         let tracestate = self.tracestate_to_keep(req, header.as_ref());
         let segment = recorder.begin_segment_w3c(name, header.as_ref(), &sampling, tracestate);
         if segment.is_sampled() {
-            let mut req = *req;
-            req.peer_ip = req.peer_ip.or_else(peer_ip);
+            let mut req = recorded(req);
+            req.host = req.host.map(after_userinfo);
             segment.set_http_request(request_block(
                 &req,
                 self.record_query,

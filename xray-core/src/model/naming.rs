@@ -138,6 +138,11 @@ impl DynamicNaming {
         self.matched_host(host).unwrap_or(&self.fallback)
     }
 
+    /// Whether a pattern names segments after hosts.
+    pub fn is_dynamic(&self) -> bool {
+        self.pattern.is_some()
+    }
+
     /// The host (without port) when a pattern is set and the host matches it.
     pub fn matched_host<'a>(&self, host: Option<&'a str>) -> Option<&'a str> {
         let pattern = self.pattern.as_deref()?;

@@ -29,9 +29,12 @@ pub struct Timestamp(u64);
 
 impl Timestamp {
     /// Now, on the anchored monotonic clock.
+    #[inline]
     pub fn now() -> Self {
         let a = anchor();
-        Self(a.wall_micros + a.mono.elapsed().as_micros() as u64)
+        // Whole seconds and microseconds apart: `Duration::as_micros` goes through u128.
+        let d = Instant::now().saturating_duration_since(a.mono);
+        Self(a.wall_micros + d.as_secs() * 1_000_000 + u64::from(d.subsec_micros()))
     }
 
     /// From microseconds since the epoch.

@@ -94,6 +94,7 @@ pub fn has_current() -> bool {
     STACK.try_with(|s| !s.borrow().is_empty()).unwrap_or(false)
 }
 
+#[inline]
 fn push(entity: Entity) {
     let _ = STACK.try_with(|s| s.borrow_mut().push(entity));
 }
@@ -106,6 +107,7 @@ fn remove(entity: &Entity) -> Option<Entity> {
 /// Removes the innermost stack entry with this [`Entity::key`] and returns it. Entries are
 /// almost always removed from the top; searching keeps the stack right even when scopes end
 /// out of order (a `tracing` span exited after a nested scope, say).
+#[inline]
 fn remove_key(key: (EntityId, usize)) -> Option<Entity> {
     STACK
         .try_with(|s| {
@@ -124,6 +126,7 @@ fn remove_key(key: (EntityId, usize)) -> Option<Entity> {
 ///
 /// This is for instrumentation that sees enter and exit as separate calls (a `tracing` layer);
 /// code that wraps a closure or a future should use [`sync_scope`] or [`scope`].
+#[inline]
 pub fn enter(entity: Entity) -> EnterGuard {
     let key = entity.key();
     // The stack holds the entity itself; the guard only remembers which entry is its own.
@@ -154,6 +157,7 @@ pub struct EnterGuard {
 }
 
 impl Drop for EnterGuard {
+    #[inline]
     fn drop(&mut self) {
         remove_key(self.key);
     }
@@ -187,6 +191,7 @@ pub fn maybe_scope<F: Future>(entity: Option<Entity>, fut: F) -> Instrumented<F>
 }
 
 /// Runs `f` with `entity` as the current entity.
+#[inline]
 pub fn sync_scope<R>(entity: Entity, f: impl FnOnce() -> R) -> R {
     let _guard = enter(entity);
     f()
@@ -255,6 +260,7 @@ struct Restore<'a> {
 }
 
 impl Drop for Restore<'_> {
+    #[inline]
     fn drop(&mut self) {
         *self.slot = remove_key(self.key);
     }

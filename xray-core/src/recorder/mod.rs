@@ -342,7 +342,7 @@ impl Recorder {
                     origin = self.origin_for_sampling();
                     req.service_type = origin.as_deref();
                 }
-                self.inner.sampler.should_sample(&req).sampled
+                self.inner.sampler.sample(&req)
             }
         };
         let (trace_id, parent_id, extra) = match header {
@@ -394,6 +394,11 @@ impl Recorder {
                 id: Some(parent),
             },
         )
+    }
+
+    /// Whether the sampler looks at the request's host, method or path.
+    pub(crate) fn sampler_reads_request(&self) -> bool {
+        self.inner.sampler.reads_request()
     }
 
     fn mark_plugins_done(&self) {

@@ -323,6 +323,21 @@ thread_local! {
 
 impl Sampler for CentralizedSampler {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+        self.decide(request, true)
+    }
+
+    fn sample(&self, request: &SamplingRequest<'_>) -> bool {
+        self.decide(request, false).sampled
+    }
+
+    fn shutdown(&self) {
+        self.stop();
+    }
+}
+
+impl CentralizedSampler {
+    /// The decision, with the rule's name when `named`.
+    fn decide(&self, request: &SamplingRequest<'_>, named: bool) -> SamplingDecision {
         let s = &*self.shared;
         let now = s.clock.now();
         let generation = s.generation.load(Ordering::Acquire);
@@ -330,7 +345,8 @@ impl Sampler for CentralizedSampler {
             set.decide_index(request, now, &*s.random)
                 .map(|(i, sampled)| SamplingDecision {
                     sampled,
-                    rule_name: Some(thread_copy(s.id, generation, i, set.name_list())),
+                    rule_name: named
+                        .then(|| thread_copy(s.id, generation, i, set.name_list())),
                 })
         };
         let fast = CACHED
@@ -362,11 +378,10 @@ impl Sampler for CentralizedSampler {
                 d
             }
         };
-        decided.unwrap_or_else(|| s.fallback.should_sample(request))
-    }
-
-    fn shutdown(&self) {
-        self.stop();
+        decided.unwrap_or_else(|| match named {
+            true => s.fallback.should_sample(request),
+            false => SamplingDecision::new(s.fallback.sample(request)),
+        })
     }
 }
 

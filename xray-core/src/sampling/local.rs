@@ -221,8 +221,10 @@ impl Default for LocalSampler {
     }
 }
 
-impl Sampler for LocalSampler {
-    fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+impl LocalSampler {
+    /// The index of the rule that applies (`rules.len()` for the default) and its decision.
+    #[inline]
+    fn decide(&self, request: &SamplingRequest<'_>) -> (usize, bool) {
         let index = self
             .rules
             .iter()
@@ -232,6 +234,22 @@ impl Sampler for LocalSampler {
         let rate = active.rule.rate;
         let sampled = active.reservoir.take(self.clock.now().as_secs())
             || (rate > 0.0 && self.random.next_f64() < rate);
+        (index, sampled)
+    }
+}
+
+impl Sampler for LocalSampler {
+    fn sample(&self, request: &SamplingRequest<'_>) -> bool {
+        self.decide(request).1
+    }
+
+    /// Only the default rule: the request's details do not matter.
+    fn reads_request(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
+    fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+        let (index, sampled) = self.decide(request);
         SamplingDecision {
             sampled,
             // The rule count changes only while building, so it tells the name lists apart.

@@ -127,6 +127,20 @@ pub trait Sampler: Send + Sync + fmt::Debug + 'static {
     /// Decides for one request.
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision;
 
+    /// Decides for one request without naming the rule: what the recorder asks. Same answer
+    /// as [`should_sample`](Self::should_sample) (and the same effect on reservoirs and
+    /// statistics); samplers that find their rule names at a cost skip that here.
+    fn sample(&self, request: &SamplingRequest<'_>) -> bool {
+        self.should_sample(request).sampled
+    }
+
+    /// Whether decisions can depend on the request's `host`, `method` or `url_path`. When
+    /// false, the server adapters do not work them out from the request and leave them
+    /// `None`. True unless a sampler says otherwise.
+    fn reads_request(&self) -> bool {
+        true
+    }
+
     /// Stops background work (pollers). Called by [`Recorder::shutdown`](crate::Recorder::shutdown).
     fn shutdown(&self) {}
 }
@@ -134,6 +148,12 @@ pub trait Sampler: Send + Sync + fmt::Debug + 'static {
 impl<S: Sampler + ?Sized> Sampler for Arc<S> {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
         (**self).should_sample(request)
+    }
+    fn sample(&self, request: &SamplingRequest<'_>) -> bool {
+        (**self).sample(request)
+    }
+    fn reads_request(&self) -> bool {
+        (**self).reads_request()
     }
     fn shutdown(&self) {
         (**self).shutdown()
@@ -148,6 +168,9 @@ impl Sampler for AlwaysSample {
     fn should_sample(&self, _: &SamplingRequest<'_>) -> SamplingDecision {
         SamplingDecision::new(true)
     }
+    fn reads_request(&self) -> bool {
+        false
+    }
 }
 
 /// Samples no request (trace headers still propagate).
@@ -157,5 +180,8 @@ pub struct NeverSample;
 impl Sampler for NeverSample {
     fn should_sample(&self, _: &SamplingRequest<'_>) -> SamplingDecision {
         SamplingDecision::new(false)
+    }
+    fn reads_request(&self) -> bool {
+        false
     }
 }
