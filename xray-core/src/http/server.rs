@@ -125,6 +125,9 @@ impl ServerTracing {
     /// segment carries it to the calls made while the request is served and to the
     /// response); one without gets [`Exchange::disabled`], which costs nothing.
     fn begin_disabled(&self, trace_header: Option<&[u8]>, head: bool) -> Exchange {
+        if trace_header.is_none() {
+            return Exchange::disabled();
+        }
         let Some(header) = TraceHeader::parse_or_warn(trace_header) else {
             return Exchange::disabled();
         };
