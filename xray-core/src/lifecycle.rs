@@ -64,8 +64,8 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::document::{exceptions_from_error, Document, Exception, HttpResponse};
 use crate::context;
+use crate::document::{exceptions_from_error, Document, Exception, HttpResponse};
 use crate::entity::Entity;
 use crate::http::grpc::GrpcCode;
 

@@ -70,9 +70,9 @@ where
             // Nothing to record (the SDK is disabled): only the body wrapper to put in place.
             let result = ready!(inner.poll(cx));
             let (exchange, grpc) = (this.exchange.take(), *this.grpc);
-            return Poll::Ready(result.map(|res| {
-                res.map(|body| ResponseBody::new(body, exchange, grpc))
-            }));
+            return Poll::Ready(
+                result.map(|res| res.map(|body| ResponseBody::new(body, exchange, grpc))),
+            );
         }
         let result = ready!(this.exchange.catch_panic(|| inner.poll(cx)));
         let mut exchange = this.exchange.take();

@@ -250,9 +250,12 @@
 //!
 //! # Unsampled requests and a disabled SDK
 //!
-//! An unsampled request (or any request with `AWS_XRAY_SDK_ENABLED=false`) only carries ids:
-//! no document is built, nothing is sent, the hooks are skipped. The trace header is still
-//! answered and propagated, so callers and callees keep one trace id.
+//! An unsampled request only carries ids: no document is built, nothing is sent, the hooks
+//! are skipped. The trace header is still answered and propagated, so callers and callees
+//! keep one trace id. With `AWS_XRAY_SDK_ENABLED=false` the same holds for a request that
+//! brings a trace header; one without gets nothing at all (no segment, no response header, no
+//! context to carry), and handlers asking for its segment (`Segment`, [`segment`]) get a
+//! no-op one.
 //!
 //! # Outbound calls
 //!

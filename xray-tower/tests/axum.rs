@@ -212,10 +212,7 @@ async fn disabled_sdk_without_a_trace_header_does_nothing_and_handlers_still_wor
     let errors = ErrorCount::default();
     // Outside any request, a call on the current segment is a context-missing error (the
     // process-wide recorder is enabled here): the check below can fail.
-    assert_eq!(
-        errors.during(|| xray_core::put_annotation("outside", 1)),
-        1
-    );
+    assert_eq!(errors.during(|| xray_core::put_annotation("outside", 1)), 1);
     let errors2 = errors.clone();
     let app = Router::new()
         .route(

@@ -4,15 +4,15 @@
 //! tower-http's `TraceLayer`; in `otel` mode, the OpenTelemetry SDK through a small
 //! middleware).
 
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::body::Body;
 use axum::response::Response;
 use axum::{routing::get, Router};
+use http_body_util::BodyExt;
 use opentelemetry::context::FutureExt;
 use opentelemetry_http::HeaderExtractor;
-use http_body_util::BodyExt;
 use tower_http::map_response_body::MapResponseBodyLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use xray_tower::XRayLayer;

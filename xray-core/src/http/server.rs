@@ -167,8 +167,7 @@ impl ServerTracing {
         if self.is_off() {
             return self.begin_disabled(trace_header(), head);
         }
-        if self.accept_w3c || self.naming.is_dynamic() || self.recorder().sampler_reads_request()
-        {
+        if self.accept_w3c || self.naming.is_dynamic() || self.recorder().sampler_reads_request() {
             let req = IncomingRequest::from_parts(method, uri, headers);
             let segment = self.begin_segment_then(&req, |r| IncomingRequest {
                 peer_ip: r.peer_ip.or_else(peer_ip),

@@ -345,8 +345,7 @@ impl CentralizedSampler {
             set.decide_index(request, now, &*s.random)
                 .map(|(i, sampled)| SamplingDecision {
                     sampled,
-                    rule_name: named
-                        .then(|| thread_copy(s.id, generation, i, set.name_list())),
+                    rule_name: named.then(|| thread_copy(s.id, generation, i, set.name_list())),
                 })
         };
         let fast = CACHED
