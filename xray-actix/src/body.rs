@@ -48,18 +48,9 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
-        let Some(segment) = this.exchange.entity().cloned() else {
-            if this.exchange.is_disabled() {
-                return xray_core::context::disabled_sync_scope(|| this.body.poll_next(cx))
-                    .map_err(Into::into);
-            }
-            return this.body.poll_next(cx).map_err(Into::into);
-        };
         let mut body = this.body;
         let exchange = this.exchange;
-        let polled = ready!(exchange.catch_panic(|| {
-            xray_core::context::sync_scope(segment, || body.as_mut().poll_next(cx))
-        }));
+        let polled = ready!(exchange.catch_panic_in_scope(|| body.as_mut().poll_next(cx)));
         Poll::Ready(match polled {
             Some(Ok(chunk)) => {
                 exchange.add_body_bytes(chunk.len() as u64);

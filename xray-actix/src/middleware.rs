@@ -157,7 +157,7 @@ where
             return ResponseFuture::new(fut, Exchange::default());
         }
 
-        let exchange = self.tracing.begin(&incoming(&req));
+        let mut exchange = self.tracing.begin(&incoming(&req));
         if let Some(segment) = exchange.entity() {
             req.extensions_mut().insert(segment.clone());
         }

@@ -343,13 +343,34 @@ impl Exchange {
         }
     }
 
-    /// Runs `f` in the exchange's context; see [`scope`](Self::scope).
+    /// Runs `f` in the exchange's context; see [`scope`](Self::scope). The entity is lent to
+    /// the context for the call, not cloned.
     #[inline]
-    pub fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.entity {
-            Some(entity) => context::sync_scope(entity.clone(), f),
-            None if self.disabled => context::disabled_sync_scope(f),
-            None => f(),
+    pub fn sync_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        if self.entity.is_none() && self.disabled {
+            return context::disabled_sync_scope(f);
+        }
+        context::lend(&mut self.entity, f)
+    }
+
+    /// [`sync_scope`](Self::sync_scope) and [`catch_panic`](Self::catch_panic) together: what
+    /// a response body's poll runs in.
+    #[inline]
+    pub fn catch_panic_in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        if self.entity.is_none() {
+            // Nothing to record a panic on.
+            return self.sync_scope(f);
+        }
+        let polled = {
+            let slot = &mut self.entity;
+            panic::catch_unwind(AssertUnwindSafe(|| context::lend(slot, f)))
+        };
+        match polled {
+            Ok(r) => r,
+            Err(payload) => {
+                self.end(Ending::Panicked(Some(&*payload)));
+                panic::resume_unwind(payload)
+            }
         }
     }
 

@@ -6,7 +6,6 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
-use xray_core::context;
 use xray_core::http::grpc::GrpcCode;
 use xray_core::lifecycle::Exchange;
 
@@ -60,17 +59,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let Some(segment) = this.exchange.entity().cloned() else {
-            if this.exchange.is_disabled() {
-                return context::disabled_sync_scope(|| this.inner.poll_frame(cx));
-            }
-            return this.inner.poll_frame(cx);
-        };
         let mut inner = this.inner;
         let exchange = this.exchange;
-        let result =
-            ready!(exchange
-                .catch_panic(|| context::sync_scope(segment, || inner.as_mut().poll_frame(cx))));
+        let result = ready!(exchange.catch_panic_in_scope(|| inner.as_mut().poll_frame(cx)));
         record_frame(exchange, &result, *this.grpc, || inner.is_end_stream());
         Poll::Ready(result)
     }

@@ -60,7 +60,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let exchange = self
+        let mut exchange = self
             .tracing
             .begin_http(req.method(), req.uri(), req.headers(), || {
                 peer_ip(req.extensions())

@@ -197,6 +197,20 @@ pub fn sync_scope<R>(entity: Entity, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` with the entity in `slot` as the current entity, lending it to the context for
+/// the call instead of cloning it: it is back in `slot` afterwards, even if `f` panics. An
+/// empty slot just runs `f`.
+#[inline]
+pub(crate) fn lend<R>(slot: &mut Option<Entity>, f: impl FnOnce() -> R) -> R {
+    let Some(entity) = slot.take() else {
+        return f();
+    };
+    let key = entity.key();
+    push(entity);
+    let _restore = Restore { slot, key };
+    f()
+}
+
 /// Runs `f` with `entity` as the current entity when there is one, else just runs `f`.
 pub fn maybe_sync_scope<R>(entity: Option<Entity>, f: impl FnOnce() -> R) -> R {
     match entity {
