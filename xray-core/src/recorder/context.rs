@@ -284,21 +284,12 @@ impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let Some(entity) = this.entity.take() else {
-            if *this.disabled {
-                let _mark = DisabledMark::enter();
-                return this.fut.poll(cx);
-            }
-            return this.fut.poll(cx);
-        };
+        let fut = this.fut;
+        if this.entity.is_none() && *this.disabled {
+            return disabled_sync_scope(|| fut.poll(cx));
+        }
         // The entity moves onto the stack for the poll and back afterwards: no clone.
-        let key = entity.key();
-        push(entity);
-        let _restore = Restore {
-            slot: this.entity,
-            key,
-        };
-        this.fut.poll(cx)
+        lend(this.entity, || fut.poll(cx))
     }
 }
 
