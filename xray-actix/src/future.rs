@@ -66,8 +66,8 @@ where
                     BodySize::Stream => None,
                 };
                 if let Some(value) = exchange
-                    .response_header()
-                    .and_then(|h| HeaderValue::try_from(h).ok())
+                    .response_header_bytes()
+                    .and_then(|h| HeaderValue::from_maybe_shared(h).ok())
                 {
                     res.headers_mut().insert(
                         HeaderName::from_static(xray_core::header::HEADER_NAME),

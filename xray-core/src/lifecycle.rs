@@ -256,6 +256,24 @@ pub(crate) fn apply_grpc_status(d: &mut Document, code: GrpcCode) {
     }
 }
 
+/// The longest response header: `Root=` (5), a trace id (35), `;Sampled=` (9) and a digit.
+const RESPONSE_HEADER_MAX: usize = 50;
+
+/// Writes `Root=<trace id>` and, when the caller asked with `Sampled=?`, `;Sampled=<0|1>`;
+/// returns the length written.
+fn write_response_header(buf: &mut [u8; RESPONSE_HEADER_MAX], entity: &Entity) -> usize {
+    buf[..5].copy_from_slice(b"Root=");
+    buf[5..40].copy_from_slice(&entity.trace_id().to_bytes());
+    match entity.requested_decision() {
+        Some(s) => {
+            buf[40..49].copy_from_slice(b";Sampled=");
+            buf[49] = s.as_str().as_bytes()[0];
+            50
+        }
+        None => 40,
+    }
+}
+
 /// A request being served or a call being made, ending exactly once.
 ///
 /// Created by [`ServerTracing::begin`](crate::http::ServerTracing::begin) (server side) and
@@ -404,20 +422,29 @@ impl Exchange {
             .map(|e| e.response_header().to_header_string())
     }
 
-    /// [`response_header`](Self::response_header) as a ready header value, written without
-    /// the detour through a `String`.
-    pub fn response_header_value(&self) -> Option<http::HeaderValue> {
+    /// [`response_header`](Self::response_header) as bytes, for adapters whose header type
+    /// is not `http` 1's. Written without the detour through a `String`, into a buffer shared
+    /// with other short values of this thread instead of an allocation of its own.
+    pub fn response_header_bytes(&self) -> Option<bytes::Bytes> {
         let entity = self.entity.as_ref()?;
-        let root = entity.trace_id().to_bytes();
-        let sampled = entity.requested_decision();
-        let mut out = Vec::with_capacity(5 + root.len() + if sampled.is_some() { 10 } else { 0 });
-        out.extend_from_slice(b"Root=");
-        out.extend_from_slice(&root);
-        if let Some(s) = sampled {
-            out.extend_from_slice(b";Sampled=");
-            out.extend_from_slice(s.as_str().as_bytes());
-        }
-        http::HeaderValue::try_from(out).ok()
+        let mut buf = [0u8; RESPONSE_HEADER_MAX];
+        let len = write_response_header(&mut buf, entity);
+        Some(crate::http::small_bytes(&buf[..len]))
+    }
+
+    /// [`response_header`](Self::response_header) as a ready `http` 1 header value; see
+    /// [`response_header_bytes`](Self::response_header_bytes).
+    pub fn response_header_value(&self) -> Option<http::HeaderValue> {
+        let bytes = self.response_header_bytes()?;
+        // SAFETY: `from_maybe_shared_unchecked` requires bytes that are valid in a header
+        // value (visible ASCII, space or tab). `write_response_header` writes only the ASCII
+        // literals `Root=` and `;Sampled=`, a trace id from `TraceId::to_bytes` (`1-`, then
+        // lower-case hex digits and a `-`) and `Sampled::as_str` (`0`, `1` or `?`).
+        // Debug builds check it anyway (the function validates when debug assertions are on),
+        // and a test compares the value with the checked conversion.
+        #[allow(unsafe_code)]
+        let value = unsafe { http::HeaderValue::from_maybe_shared_unchecked(bytes) };
+        Some(value)
     }
 
     /// Whether the entity records anything (false once the exchange has ended).
@@ -598,6 +625,32 @@ mod tests {
         }
     }
     impl std::error::Error for Refused {}
+
+    #[test]
+    fn response_header_value_matches_the_checked_form() {
+        let recorder = Recorder::builder()
+            .emitter(MemoryEmitter::new())
+            .ignore_env()
+            .build()
+            .unwrap();
+        let asked: crate::header::TraceHeader =
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?"
+                .parse()
+                .unwrap();
+        for header in [None, Some(&asked)] {
+            let exchange = Exchange::server(recorder.begin_segment("svc", header));
+            let text = exchange.response_header().unwrap();
+            assert_eq!(
+                exchange.response_header_value().unwrap(),
+                http::HeaderValue::from_str(&text).unwrap()
+            );
+            assert_eq!(
+                &exchange.response_header_bytes().unwrap()[..],
+                text.as_bytes()
+            );
+        }
+        assert!(Exchange::default().response_header_value().is_none());
+    }
 
     /// What one row of the rules table leaves in the document.
     #[derive(Debug, PartialEq)]

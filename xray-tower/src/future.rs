@@ -8,7 +8,6 @@ use std::task::{ready, Context, Poll};
 use http::header::HeaderName;
 use http::Response;
 use http_body::Body;
-use xray_core::context::Instrumented;
 use xray_core::http::content_length;
 use xray_core::http::grpc::GrpcCode;
 use xray_core::lifecycle::Exchange;
@@ -31,7 +30,7 @@ pin_project_lite::pin_project! {
     /// (see [`xray_core::lifecycle`] for how each case is recorded).
     pub struct ResponseFuture<F, OnRes> {
         #[pin]
-        inner: Instrumented<F>,
+        inner: F,
         exchange: Exchange,
         grpc: bool,
         on_response: OnRes,
@@ -39,12 +38,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F, OnRes> ResponseFuture<F, OnRes> {
-    pub(crate) fn new(
-        inner: Instrumented<F>,
-        exchange: Exchange,
-        grpc: bool,
-        on_response: OnRes,
-    ) -> Self {
+    pub(crate) fn new(inner: F, exchange: Exchange, grpc: bool, on_response: OnRes) -> Self {
         Self {
             inner,
             exchange,
@@ -65,16 +59,19 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let inner = this.inner;
+        let mut inner = this.inner;
         if this.exchange.entity().is_none() {
             // Nothing to record (the SDK is disabled): only the body wrapper to put in place.
-            let result = ready!(inner.poll(cx));
+            let result = ready!(this.exchange.sync_scope(|| inner.as_mut().poll(cx)));
             let (exchange, grpc) = (this.exchange.take(), *this.grpc);
             return Poll::Ready(
                 result.map(|res| res.map(|body| ResponseBody::new(body, exchange, grpc))),
             );
         }
-        let result = ready!(this.exchange.catch_panic(|| inner.poll(cx)));
+        // The exchange lends its entity to the context for the poll: no clone of it to carry.
+        let result = ready!(this
+            .exchange
+            .catch_panic_in_scope(|| inner.as_mut().poll(cx)));
         let mut exchange = this.exchange.take();
         match result {
             Ok(mut res) => {

@@ -74,12 +74,7 @@ where
         // Some services do work in `call` itself: make the segment current there too.
         let inner = &mut self.inner;
         let fut = exchange.sync_scope(|| inner.call(req));
-        ResponseFuture::new(
-            exchange.scope(fut),
-            exchange,
-            grpc,
-            self.on_response.clone(),
-        )
+        ResponseFuture::new(fut, exchange, grpc, self.on_response.clone())
     }
 }
 

@@ -49,12 +49,14 @@ mod ignore;
 mod incoming;
 mod outbound;
 mod server;
+mod small_bytes;
 mod url;
 
 pub use ignore::{is_daemon_url, IgnoreRule, IgnoreRules};
 pub use incoming::IncomingRequest;
 pub use outbound::{begin_outbound, OutboundCall, OutboundHeaders, OutboundOptions, Parent};
 pub use server::{ServerTracing, MAX_REQUEST_STRING};
+pub(crate) use small_bytes::small_bytes;
 pub use url::{
     content_length, parse_content_length, recorded_url, strip_query, strip_userinfo, url_host,
     REDACTED, REDACTED_QUERY_PARAMS,

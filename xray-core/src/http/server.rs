@@ -164,27 +164,34 @@ impl ServerTracing {
                 .find(|(name, _)| name.as_str() == crate::header::HEADER_NAME)
                 .map(|(_, v)| v.as_bytes())
         };
-        if self.is_off() {
-            return self.begin_disabled(trace_header(), head);
+        let recorder = self.recorder();
+        if !self.accept_w3c {
+            if !recorder.is_enabled() {
+                return self.begin_disabled(trace_header(), head);
+            }
+            if !self.naming.is_dynamic() && !recorder.sampler_reads_request() {
+                // Nothing but the trace header decides how the request is recorded: the rest
+                // of the request is read only when it is sampled.
+                let header = TraceHeader::parse_or_warn(trace_header());
+                let name = recorder
+                    .tracing_name_override()
+                    .unwrap_or(self.naming.fallback());
+                let sampling = SamplingRequest::new(name).method(Some(method.as_str()));
+                let segment = recorder.begin_segment_w3c(name, header.as_ref(), &sampling, None);
+                if segment.is_sampled() {
+                    let req = IncomingRequest {
+                        peer_ip: peer_ip(),
+                        ..IncomingRequest::from_parts(method, uri, headers)
+                    };
+                    self.record_request(&segment, req);
+                }
+                return Exchange::server(segment).without_body(head);
+            }
         }
-        if self.accept_w3c || self.naming.is_dynamic() || self.recorder().sampler_reads_request() {
-            let req = IncomingRequest::from_parts(method, uri, headers);
-            let segment = self.begin_segment_then(&req, |r| IncomingRequest {
-                peer_ip: r.peer_ip.or_else(peer_ip),
-                ..*r
-            });
-            return Exchange::server(segment).without_body(head);
-        }
-        // Nothing but the trace header decides how the request is recorded: the rest of the
-        // request is read only when it is sampled.
-        let req = IncomingRequest {
-            method: method.as_str(),
-            trace_header: trace_header(),
-            ..IncomingRequest::default()
-        };
-        let segment = self.begin_segment_then(&req, |_| IncomingRequest {
-            peer_ip: peer_ip(),
-            ..IncomingRequest::from_parts(method, uri, headers)
+        let req = IncomingRequest::from_parts(method, uri, headers);
+        let segment = self.begin_segment_then(&req, |r| IncomingRequest {
+            peer_ip: r.peer_ip.or_else(peer_ip),
+            ..*r
         });
         Exchange::server(segment).without_body(head)
     }
@@ -253,15 +260,19 @@ impl ServerTracing {
         let tracestate = self.tracestate_to_keep(req, header.as_ref());
         let segment = recorder.begin_segment_w3c(name, header.as_ref(), &sampling, tracestate);
         if segment.is_sampled() {
-            let mut req = recorded(req);
-            req.host = req.host.map(after_userinfo);
-            segment.set_http_request(request_block(
-                &req,
-                self.record_query,
-                recorder.redacted_query_params(),
-            ));
+            self.record_request(&segment, recorded(req));
         }
         segment
+    }
+
+    /// Records `http.request` on a sampled segment.
+    fn record_request(&self, segment: &Entity, mut req: IncomingRequest<'_>) {
+        req.host = req.host.map(after_userinfo);
+        segment.set_http_request(request_block(
+            &req,
+            self.record_query,
+            segment.recorder().redacted_query_params(),
+        ));
     }
 }
 

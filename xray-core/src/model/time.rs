@@ -79,6 +79,29 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
     }
 }
 
+/// The current Unix second, for trace ids and per-second sampling quotas. On Linux it reads
+/// the coarse real-time clock, which the kernel keeps current to the tick (a few
+/// milliseconds): a read costs a few instructions, where a precise one costs a hundred.
+#[cfg(target_os = "linux")]
+pub(crate) fn epoch_seconds_now() -> u32 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through the pointer, which points to a
+    // live, writable `timespec` for the whole call; CLOCK_REALTIME_COARSE exists on every
+    // kernel Rust supports (2.6.32 and later), and a failure leaves `ts` as initialised.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if r == 0 && ts.tv_sec > 0 {
+        ts.tv_sec as u32
+    } else {
+        Timestamp::now().as_secs() as u32
+    }
+}
+
+/// The current Unix second, for trace ids and per-second sampling quotas.
+#[cfg(not(target_os = "linux"))]
 pub(crate) fn epoch_seconds_now() -> u32 {
     Timestamp::now().as_secs() as u32
 }
@@ -86,6 +109,19 @@ pub(crate) fn epoch_seconds_now() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coarse_second_agrees_with_the_precise_clock() {
+        let before = Timestamp::now().as_secs();
+        let coarse = u64::from(epoch_seconds_now());
+        let after = Timestamp::now().as_secs();
+        // The coarse clock lags by at most a tick; the anchored clock may drift from the wall
+        // clock by as much as the wall clock was adjusted since the process started.
+        assert!(
+            coarse + 2 >= before && coarse <= after + 2,
+            "{before} {coarse} {after}"
+        );
+    }
 
     #[test]
     fn timestamps_never_go_backwards() {

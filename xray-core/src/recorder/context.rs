@@ -112,10 +112,10 @@ fn remove_key(key: (EntityId, usize)) -> Option<Entity> {
     STACK
         .try_with(|s| {
             let mut s = s.borrow_mut();
-            if s.last().is_some_and(|e| e.key() == key) {
+            if s.last().is_some_and(|e| e.has_key(key)) {
                 return s.pop();
             }
-            let pos = s.iter().rposition(|e| e.key() == key)?;
+            let pos = s.iter().rposition(|e| e.has_key(key))?;
             Some(s.remove(pos))
         })
         .ok()
@@ -276,7 +276,9 @@ struct Restore<'a> {
 impl Drop for Restore<'_> {
     #[inline]
     fn drop(&mut self) {
-        *self.slot = remove_key(self.key);
+        // `lend` emptied the slot and holds it borrowed until now: what `replace` hands back
+        // is that `None`, and forgetting it spares the drop code an assignment would run.
+        std::mem::forget(std::mem::replace(self.slot, remove_key(self.key)));
     }
 }
 

@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::Reservoir;
-use crate::time::Timestamp;
 
 /// Follows an incoming `Sampled=1` for at most `per_second` requests each second; beyond that
 /// the recorder's sampler decides, as if the caller had sent no decision.
@@ -40,7 +39,8 @@ impl SampledCap {
 
     /// Counts one caller-forced sample; false when this second's allowance is spent.
     pub fn admit(&self) -> bool {
-        self.reservoir.take(Timestamp::now().as_secs())
+        self.reservoir
+            .take(u64::from(crate::time::epoch_seconds_now()))
     }
 }
 

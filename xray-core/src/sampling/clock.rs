@@ -25,6 +25,12 @@ use crate::time::Timestamp;
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// The current Unix second: what per-second quotas count by. Clocks with a cheaper way
+    /// to read whole seconds than [`now`](Self::now) override it.
+    fn now_secs(&self) -> u64 {
+        self.now().as_secs()
+    }
 }
 
 /// The process clock: [`Timestamp::now`] (wall time anchored once, advanced monotonically).
@@ -35,6 +41,13 @@ impl Clock for SystemClock {
     #[inline]
     fn now(&self) -> Timestamp {
         Timestamp::now()
+    }
+
+    /// The coarse real-time clock's second (a few instructions; see [`Timestamp::now`] for
+    /// the precise clock).
+    #[inline]
+    fn now_secs(&self) -> u64 {
+        u64::from(crate::time::epoch_seconds_now())
     }
 }
 

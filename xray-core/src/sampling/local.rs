@@ -232,7 +232,7 @@ impl LocalSampler {
             .unwrap_or(self.rules.len());
         let active = self.rules.get(index).unwrap_or(&self.default);
         let rate = active.rule.rate;
-        let sampled = active.reservoir.take(self.clock.now().as_secs())
+        let sampled = active.reservoir.take(self.clock.now_secs())
             || (rate > 0.0 && self.random.next_f64() < rate);
         (index, sampled)
     }
