@@ -112,8 +112,8 @@ fn remove_key(key: (EntityId, usize)) -> Option<Entity> {
     STACK
         .try_with(|s| {
             let mut s = s.borrow_mut();
-            if s.last().is_some_and(|e| e.has_key(key)) {
-                return s.pop();
+            if let Some(e) = s.pop_if(|e| e.has_key(key)) {
+                return Some(e);
             }
             let pos = s.iter().rposition(|e| e.has_key(key))?;
             Some(s.remove(pos))
@@ -276,9 +276,22 @@ struct Restore<'a> {
 impl Drop for Restore<'_> {
     #[inline]
     fn drop(&mut self) {
-        // `lend` emptied the slot and holds it borrowed until now: what `replace` hands back
-        // is that `None`, and forgetting it spares the drop code an assignment would run.
-        std::mem::forget(std::mem::replace(self.slot, remove_key(self.key)));
+        let (slot, key) = (&mut *self.slot, self.key);
+        let _ = STACK.try_with(|s| {
+            let mut s = s.borrow_mut();
+            // Almost always the top entry; else the innermost one with this key (see
+            // `remove_key`).
+            let back = match s.pop_if(|e| e.has_key(key)) {
+                Some(e) => e,
+                None => match s.iter().rposition(|e| e.has_key(key)) {
+                    Some(pos) => s.remove(pos),
+                    None => return,
+                },
+            };
+            // `lend` emptied the slot and holds it borrowed until now: what `replace` hands
+            // back is that `None`, and forgetting it spares the drop code an assignment runs.
+            std::mem::forget(slot.replace(back));
+        });
     }
 }
 

@@ -335,15 +335,15 @@ impl Recorder {
             (Some(Sampled::No), _) => false,
             (Some(Sampled::Yes), IncomingSampled::Trust) => true,
             (Some(Sampled::Yes), IncomingSampled::Cap(cap)) if cap.admit() => true,
-            _ => {
-                let mut req = *request;
-                let origin;
-                if req.service_type.is_none() {
-                    origin = self.origin_for_sampling();
-                    req.service_type = origin.as_deref();
+            _ => match self.origin_for_sampling() {
+                Some(origin) if request.service_type.is_none() => {
+                    self.inner.sampler.sample(&SamplingRequest {
+                        service_type: Some(&origin),
+                        ..*request
+                    })
                 }
-                self.inner.sampler.sample(&req)
-            }
+                _ => self.inner.sampler.sample(request),
+            },
         };
         let (trace_id, parent_id, extra) = match header {
             Some(h) if h.root.is_some() => (h.root.unwrap_or_default(), h.parent, h.extra.clone()),

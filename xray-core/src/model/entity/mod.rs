@@ -2,7 +2,7 @@
 //!
 //! An [`Entity`] is a cheap, cloneable handle to a segment or subsegment that is being
 //! recorded. All entities of one segment share a tree guarded by one mutex (per segment, never
-//! global). When the segment ends, the tree becomes a [`Document`] and is handed to the
+//! global). When the segment ends, the tree becomes a [`Document`](crate::document::Document) and is handed to the
 //! recorder's emitter, on the thread that ended it.
 //!
 //! Subsegments that end after their segment was sent (work spawned by a request that outlives
@@ -32,7 +32,6 @@ mod tree;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::document::Document;
 use crate::header::{Sampled, TraceHeader};
 use crate::id::{EntityId, TraceId};
 use crate::naming::sanitize_name;
@@ -112,32 +111,10 @@ pub(crate) struct NewSegment<'a> {
 }
 
 impl Entity {
+    #[inline]
     pub(crate) fn new_segment(recorder: Recorder, p: NewSegment<'_>) -> Entity {
         let id = p.id.unwrap_or_default();
-        let state = p.sampled.then(|| {
-            let doc = Document {
-                name: sanitize_name(p.name, 200).into_owned(),
-                id,
-                trace_id: Some(p.trace_id),
-                parent_id: p.parent_id,
-                start_time: Timestamp::now(),
-                ..Document::default()
-            };
-            Mutex::new(State {
-                nodes: vec![Node {
-                    doc,
-                    parent: NO_PARENT,
-                    children: Vec::new(),
-                    ended: false,
-                    live: true,
-                    open: 1,
-                }],
-                free: Vec::new(),
-                held: 0,
-                root_emitted: p.facade,
-                spilled: Vec::new(),
-            })
-        });
+        let state = p.sampled.then(|| Self::new_tree(&p, id));
         let trace = match state {
             // Most requests: nothing to record, so nothing to allocate.
             None => TraceRef::Light(Light {
@@ -170,6 +147,32 @@ impl Entity {
             kind: EntityKind::Segment,
             sampled: p.sampled,
         }
+    }
+
+    /// The tree of a sampled segment: its document, started now.
+    #[inline(never)]
+    fn new_tree(p: &NewSegment<'_>, id: EntityId) -> Mutex<State> {
+        // `vec![node]` builds the node on the stack and copies it in: 60 instructions more.
+        #[allow(clippy::vec_init_then_push)]
+        let mut nodes = {
+            let mut v = Vec::with_capacity(1);
+            v.push(Node::open(NO_PARENT));
+            v
+        };
+        // Filled in place: see `State::insert_open`.
+        let doc = &mut nodes[0].doc;
+        doc.name = sanitize_name(p.name, 200).into_owned();
+        doc.id = id;
+        doc.trace_id = Some(p.trace_id);
+        doc.parent_id = p.parent_id;
+        doc.start_time = Timestamp::now();
+        Mutex::new(State {
+            nodes,
+            free: Vec::new(),
+            held: 0,
+            root_emitted: p.facade,
+            spilled: Vec::new(),
+        })
     }
 
     /// A no-op segment: unsampled, of a disabled recorder, so nothing recorded on it is kept.
@@ -302,25 +305,17 @@ impl Entity {
         let Some(state) = self.trace.state() else {
             return unsampled;
         };
-        let doc = Document {
-            name: sanitize_name(name, 250).into_owned(),
-            id,
-            start_time: Timestamp::now(),
-            ..Document::default()
-        };
+        let name = sanitize_name(name, 250).into_owned();
+        let start_time = Timestamp::now();
         let mut s = lock(state);
         // The parent must still be in the tree; if it was already sent, hang the new
         // subsegment off it by id so that it is sent on its own with the right parent.
         let parent_live = s.is_live(self.idx, self.id);
-        let node = Node {
-            doc,
-            parent: if parent_live { self.idx } else { NO_PARENT },
-            children: Vec::new(),
-            ended: false,
-            live: true,
-            open: 1,
-        };
-        let idx = s.insert(node);
+        let idx = s.insert_open(if parent_live { self.idx } else { NO_PARENT });
+        let doc = &mut s.nodes[idx as usize].doc;
+        doc.name = name;
+        doc.id = id;
+        doc.start_time = start_time;
         if parent_live {
             s.nodes[self.idx as usize].children.push(idx);
             s.add_open(self.idx, 1);

@@ -47,6 +47,21 @@ pub(super) struct Node {
     pub(super) open: u32,
 }
 
+impl Node {
+    /// A node that has not ended, with an empty document.
+    #[inline]
+    pub(super) fn open(parent: u32) -> Node {
+        Node {
+            doc: Document::default(),
+            parent,
+            children: Vec::new(),
+            ended: false,
+            live: true,
+            open: 1,
+        }
+    }
+}
+
 /// What an entity knows about its trace.
 #[derive(Clone)]
 pub(super) enum TraceRef {
@@ -150,12 +165,15 @@ impl State {
             .is_some_and(|n| n.live && n.doc.id == id)
     }
 
-    pub(super) fn insert(&mut self, node: Node) -> u32 {
+    /// Adds an open node under `parent` with an empty document and returns its index; the
+    /// caller fills the document in place (a `Document` is large: building it elsewhere and
+    /// moving it in costs a copy of it each move).
+    pub(super) fn insert_open(&mut self, parent: u32) -> u32 {
         if let Some(i) = self.free.pop() {
-            self.nodes[i as usize] = node;
+            self.nodes[i as usize] = Node::open(parent);
             i
         } else {
-            self.nodes.push(node);
+            self.nodes.push(Node::open(parent));
             (self.nodes.len() - 1) as u32
         }
     }
