@@ -110,16 +110,19 @@ fn remove(entity: &Entity) -> Option<Entity> {
 #[inline]
 fn remove_key(key: (EntityId, usize)) -> Option<Entity> {
     STACK
-        .try_with(|s| {
-            let mut s = s.borrow_mut();
-            if let Some(e) = s.pop_if(|e| e.has_key(key)) {
-                return Some(e);
-            }
-            let pos = s.iter().rposition(|e| e.has_key(key))?;
-            Some(s.remove(pos))
-        })
+        .try_with(|s| take_entry(&mut s.borrow_mut(), key))
         .ok()
         .flatten()
+}
+
+/// Takes the innermost entry with this key off `stack`: almost always the top one.
+#[inline]
+fn take_entry(stack: &mut Vec<Entity>, key: (EntityId, usize)) -> Option<Entity> {
+    if let Some(e) = stack.pop_if(|e| e.has_key(key)) {
+        return Some(e);
+    }
+    let pos = stack.iter().rposition(|e| e.has_key(key))?;
+    Some(stack.remove(pos))
 }
 
 /// Makes `entity` current until the returned guard drops. The guard stays on this thread.
@@ -278,19 +281,12 @@ impl Drop for Restore<'_> {
     fn drop(&mut self) {
         let (slot, key) = (&mut *self.slot, self.key);
         let _ = STACK.try_with(|s| {
-            let mut s = s.borrow_mut();
-            // Almost always the top entry; else the innermost one with this key (see
-            // `remove_key`).
-            let back = match s.pop_if(|e| e.has_key(key)) {
-                Some(e) => e,
-                None => match s.iter().rposition(|e| e.has_key(key)) {
-                    Some(pos) => s.remove(pos),
-                    None => return,
-                },
-            };
-            // `lend` emptied the slot and holds it borrowed until now: what `replace` hands
-            // back is that `None`, and forgetting it spares the drop code an assignment runs.
-            std::mem::forget(slot.replace(back));
+            if let Some(back) = take_entry(&mut s.borrow_mut(), key) {
+                // `lend` emptied the slot and holds it borrowed until now: what `replace`
+                // hands back is that `None`, and forgetting it spares the drop code an
+                // assignment runs.
+                std::mem::forget(slot.replace(back));
+            }
         });
     }
 }

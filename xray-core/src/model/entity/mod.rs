@@ -2,8 +2,9 @@
 //!
 //! An [`Entity`] is a cheap, cloneable handle to a segment or subsegment that is being
 //! recorded. All entities of one segment share a tree guarded by one mutex (per segment, never
-//! global). When the segment ends, the tree becomes a [`Document`](crate::document::Document) and is handed to the
-//! recorder's emitter, on the thread that ended it.
+//! global). When the segment ends, the tree becomes a
+//! [`Document`](crate::document::Document) and is handed to the recorder's emitter, on the
+//! thread that ended it.
 //!
 //! Subsegments that end after their segment was sent (work spawned by a request that outlives
 //! it) are sent on their own as independent subsegments. When a segment holds more subsegments
