@@ -279,9 +279,25 @@ fn write_trace_id(out: &mut Vec<u8>, id: &TraceId) {
 /// Seconds with exactly six decimals: `1480615200.010123`.
 fn write_time(out: &mut Vec<u8>, t: Timestamp) {
     let micros = t.as_micros();
-    write_u64(out, micros / 1_000_000);
-    out.push(b'.');
+    let secs = micros / 1_000_000;
     let f = (micros % 1_000_000) as usize;
+    if (1_000_000_000..10_000_000_000).contains(&secs) {
+        // Every date from 2001 to 2286: ten digits, written as one fixed-size piece.
+        let mut digits = [b'.'; 17];
+        let (hi, lo) = ((secs / 100_000_000) as usize, (secs % 100_000_000) as usize);
+        digits[..2].copy_from_slice(&DEC_PAIRS[hi]);
+        digits[2..4].copy_from_slice(&DEC_PAIRS[lo / 1_000_000]);
+        digits[4..6].copy_from_slice(&DEC_PAIRS[lo / 10_000 % 100]);
+        digits[6..8].copy_from_slice(&DEC_PAIRS[lo / 100 % 100]);
+        digits[8..10].copy_from_slice(&DEC_PAIRS[lo % 100]);
+        digits[11..13].copy_from_slice(&DEC_PAIRS[f / 10_000]);
+        digits[13..15].copy_from_slice(&DEC_PAIRS[f / 100 % 100]);
+        digits[15..].copy_from_slice(&DEC_PAIRS[f % 100]);
+        out.extend_from_slice(&digits);
+        return;
+    }
+    write_u64(out, secs);
+    out.push(b'.');
     let mut digits = [0u8; 6];
     digits[..2].copy_from_slice(&DEC_PAIRS[f / 10_000]);
     digits[2..4].copy_from_slice(&DEC_PAIRS[f / 100 % 100]);
@@ -301,6 +317,13 @@ const DEC_PAIRS: [[u8; 2]; 100] = {
 };
 
 fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    if (100..1000).contains(&v) {
+        // HTTP statuses and most short lengths: three digits, one fixed-size piece.
+        let mut digits = [b'0' + (v / 100) as u8, 0, 0];
+        digits[1..].copy_from_slice(&DEC_PAIRS[(v % 100) as usize]);
+        out.extend_from_slice(&digits);
+        return;
+    }
     // Two digits per division, from the right.
     let mut buf = [0u8; 20];
     let mut i = buf.len();
@@ -330,10 +353,17 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
         // Skip eight bytes at a time while none of them needs escaping: most strings in a
         // document (names, URLs, user agents) need none at all.
         // The last few bytes are padded with spaces, which need no escape.
-        let mut chunk = [b' '; 8];
         let n = (bytes.len() - i).min(8);
-        chunk[..n].copy_from_slice(&bytes[i..i + n]);
-        if !needs_escape(u64::from_le_bytes(chunk)) {
+        let word = match bytes[i..].first_chunk::<8>() {
+            // A fixed-size load: a copy of a variable length would call `memcpy`.
+            Some(chunk) => u64::from_le_bytes(*chunk),
+            None => {
+                let mut chunk = [b' '; 8];
+                chunk[..n].copy_from_slice(&bytes[i..]);
+                u64::from_le_bytes(chunk)
+            }
+        };
+        if !needs_escape(word) {
             i += n;
             continue;
         }
@@ -527,13 +557,32 @@ mod tests {
 
     #[test]
     fn times_have_six_decimals_and_parse_back_exactly() {
-        for micros in [0u64, 1, 999_999, 1_000_000, 1_480_615_200_010_123] {
+        let edges = [
+            0u64,
+            1,
+            999_999,
+            1_000_000,
+            1_480_615_200_010_123,
+            // Either side of the ten-digit seconds written in one piece.
+            999_999_999_999_999,
+            1_000_000_000_000_000,
+            1_000_000_000_000_001,
+            9_999_999_999_999_999,
+            10_000_000_000_000_000,
+            4_102_444_800_000_009,
+        ];
+        for micros in edges {
             let mut out = Vec::new();
             write_time(&mut out, Timestamp::from_micros(micros));
             let text = std::str::from_utf8(&out).unwrap();
             assert_eq!(text.split('.').nth(1).unwrap().len(), 6);
-            let back: Timestamp = serde_json::from_str(text).unwrap();
-            assert_eq!(back.as_micros(), micros, "{text}");
+            let (secs, frac) = (micros / 1_000_000, micros % 1_000_000);
+            assert_eq!(text, format!("{secs}.{frac:06}"));
+            if micros < 1 << 53 {
+                // Beyond 2^53 microseconds an f64 no longer holds every value.
+                let back: Timestamp = serde_json::from_str(text).unwrap();
+                assert_eq!(back.as_micros(), micros, "{text}");
+            }
         }
     }
 
