@@ -56,7 +56,7 @@ async fn work(Path(i): Path<u64>, gauge: Arc<(AtomicUsize, AtomicUsize)>) -> Str
 
 fn names(doc: &Document, out: &mut Vec<String>) {
     for s in &doc.subsegments {
-        out.push(s.name.clone());
+        out.push(s.name.to_string());
         names(s, out);
     }
 }

@@ -19,7 +19,10 @@ fn traced(name: &str) {
 }
 
 fn names(c: &Collector) -> Vec<String> {
-    c.documents().into_iter().map(|d| d.name).collect()
+    c.documents()
+        .into_iter()
+        .map(|d| d.name.to_string())
+        .collect()
 }
 
 #[test]

@@ -263,8 +263,10 @@ async fn dynamic_naming_follows_matching_hosts_only() {
         get(addr, "/", &[("host", host)]).await;
     }
     let docs = segments(&collector, 4);
-    let mut names: Vec<(String, String)> =
-        docs.iter().map(|d| (url_of(d), d.name.clone())).collect();
+    let mut names: Vec<(String, String)> = docs
+        .iter()
+        .map(|d| (url_of(d), d.name.to_string()))
+        .collect();
     names.sort();
     assert_eq!(
         names,

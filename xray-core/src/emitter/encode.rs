@@ -1,6 +1,6 @@
 //! Turning a document into daemon datagrams within the size budget.
 
-use crate::document::{Cause, Document};
+use crate::document::{Cause, Document, SmolStr};
 
 /// The line that starts every datagram.
 pub const DATAGRAM_HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";
@@ -143,7 +143,7 @@ fn encode_into(mut doc: Document, budget: usize, out: &mut Encoded) {
     }
     super::defer(super::Deferred::TooLarge {
         id: doc.id,
-        name: doc.name.clone(),
+        name: doc.name.to_string(),
     });
     out.failed += 1;
 }
@@ -158,18 +158,22 @@ fn cut(s: &mut String, max: usize) {
     }
 }
 
+/// [`cut`] for a `SmolStr`.
+fn cut_short(s: &mut SmolStr, max: usize) {
+    if s.len() > max {
+        let mut owned = s.to_string();
+        cut(&mut owned, max);
+        *s = SmolStr::from(owned);
+    }
+}
+
 fn shorten_strings(d: &mut Document, max: usize) {
     if let Some(r) = &mut d.http.request {
-        for s in [
-            &mut r.url,
-            &mut r.user_agent,
-            &mut r.method,
-            &mut r.client_ip,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for s in [&mut r.url, &mut r.user_agent].into_iter().flatten() {
             cut(s, max);
+        }
+        for s in [&mut r.method, &mut r.client_ip].into_iter().flatten() {
+            cut_short(s, max);
         }
     }
     if let Some(sql) = &mut d.sql {

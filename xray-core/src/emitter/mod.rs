@@ -145,6 +145,13 @@ pub(crate) fn defer(what: Deferred) {
 
 /// Logs what emitters noted on this thread; called where no segment lock is held.
 pub(crate) fn report_deferred() {
+    // Almost always nothing: look before taking the list out.
+    let empty = DEFERRED
+        .try_with(|d| d.try_borrow().map_or(true, |d| d.is_empty()))
+        .unwrap_or(true);
+    if empty {
+        return;
+    }
     let pending = DEFERRED
         .try_with(|d| {
             d.try_borrow_mut()

@@ -738,7 +738,12 @@ mod tests {
             .map_while(|_| {
                 let len = rx.recv(&mut buf).ok()?;
                 let body = &buf[DATAGRAM_HEADER.len()..len];
-                Some(serde_json::from_slice::<Document>(body).unwrap().name)
+                Some(
+                    serde_json::from_slice::<Document>(body)
+                        .unwrap()
+                        .name
+                        .to_string(),
+                )
             })
             .collect()
     }

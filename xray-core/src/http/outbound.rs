@@ -3,7 +3,7 @@
 use http::header::{HeaderName, HeaderValue};
 
 use crate::context;
-use crate::document::{Exception, HttpRequest};
+use crate::document::{Exception, HttpRequest, SmolStr};
 use crate::entity::{Entity, Namespace};
 use crate::lifecycle::Exchange;
 use crate::recorder::Recorder;
@@ -289,7 +289,7 @@ pub fn begin_outbound(
         );
         sub.set_namespace(Namespace::Remote);
         sub.set_http_request(HttpRequest {
-            method: Some(method.to_string()),
+            method: Some(SmolStr::new(method)),
             url: Some(recorded.to_string()),
             traced: true,
             ..HttpRequest::default()

@@ -2,13 +2,14 @@
 
 use std::net::IpAddr;
 
-use crate::document::HttpRequest;
+use crate::document::{HttpRequest, SmolStr};
 use crate::entity::Entity;
 use crate::header::TraceHeader;
 use crate::lifecycle::Exchange;
 use crate::naming::DynamicNaming;
 use crate::recorder::Recorder;
 use crate::sampling::SamplingRequest;
+use smol_str::ToSmolStr;
 
 use super::incoming::{after_userinfo, IncomingRequest};
 
@@ -358,11 +359,11 @@ pub(crate) fn request_block(
         .map(str::trim)
         .filter(|s| !s.is_empty() && s.len() <= 64);
     let (client_ip, x_forwarded_for) = match forwarded {
-        Some(ip) => (Some(ip.to_string()), true),
-        None => (req.peer_ip.map(|ip| ip.to_string()), false),
+        Some(ip) => (Some(SmolStr::new(ip)), true),
+        None => (req.peer_ip.map(|ip| ip.to_smolstr()), false),
     };
     HttpRequest {
-        method: Some(req.method.to_string()),
+        method: Some(SmolStr::new(req.method)),
         url: Some(url),
         user_agent: req.user_agent.map(|ua| capped(ua).to_string()),
         client_ip,

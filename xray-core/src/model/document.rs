@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+pub use smol_str::SmolStr;
 
 use crate::id::{EntityId, TraceId};
 use crate::time::Timestamp;
@@ -24,8 +25,9 @@ pub struct Document {
     /// `"subsegment"` for an independent subsegment, absent otherwise.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Segment: the service name; subsegment: the operation or downstream name.
-    pub name: String,
+    /// Segment: the service name; subsegment: the operation or downstream name. Names of up
+    /// to 23 bytes are held inline, without an allocation.
+    pub name: SmolStr,
     /// The entity's id.
     pub id: EntityId,
     /// Present on segments and independent subsegments.
@@ -134,7 +136,7 @@ impl Decoration {
 
 impl Document {
     /// A document with a fresh id, started now; fill in the other fields as needed.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<SmolStr>) -> Self {
         Self {
             name: name.into(),
             id: EntityId::new(),
@@ -220,7 +222,7 @@ impl Http {
 pub struct HttpRequest {
     /// `GET`, `POST`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
+    pub method: Option<SmolStr>,
     /// The URL, without user info.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -229,7 +231,7 @@ pub struct HttpRequest {
     pub user_agent: Option<String>,
     /// The client's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_ip: Option<String>,
+    pub client_ip: Option<SmolStr>,
     /// True when `client_ip` came from `X-Forwarded-For`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub x_forwarded_for: bool,

@@ -139,9 +139,9 @@ impl Obj<'_> {
         self.key(k);
         write_str(self.out, v);
     }
-    fn opt_str_field(&mut self, k: &str, v: &Option<String>) {
+    fn opt_str_field<S: AsRef<str>>(&mut self, k: &str, v: &Option<S>) {
         if let Some(v) = v {
-            self.str_field(k, v);
+            self.str_field(k, v.as_ref());
         }
     }
     fn bool_field(&mut self, k: &str, v: bool) {

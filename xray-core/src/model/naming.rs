@@ -34,7 +34,13 @@ const ASCII_ALLOWED: [bool; 128] = {
 /// `_ . : / % & # = + \ - @` are removed, and the result is cut to `max` characters.
 /// An empty result becomes `unknown`.
 pub fn sanitize_name(name: &str, max: usize) -> Cow<'_, str> {
-    let clean = !name.is_empty() && name.len() <= max && name.chars().all(allowed);
+    // Bytes first: an all-ASCII name (the usual one) is checked without decoding characters.
+    let clean = !name.is_empty()
+        && name.len() <= max
+        && (name
+            .bytes()
+            .all(|b| b.is_ascii() && ASCII_ALLOWED[b as usize])
+            || name.chars().all(allowed));
     if clean {
         return Cow::Borrowed(name);
     }

@@ -38,6 +38,6 @@ pub fn names(doc: &Document) -> Vec<&str> {
 /// Every subsegment name in the tree, depth first.
 pub fn all_names(doc: &Document) -> Vec<String> {
     let mut out = Vec::new();
-    doc.walk(&mut |d| out.push(d.name.clone()));
+    doc.walk(&mut |d| out.push(d.name.to_string()));
     out
 }

@@ -77,7 +77,7 @@ pub fn span_to_document(span: &Span, resource: &[KeyValue]) -> Result<Document, 
     let mut r = Attrs::new(resource);
 
     let mut doc = Document {
-        name: span.name.clone(),
+        name: span.name.as_str().into(),
         id,
         trace_id: Some(trace_id),
         parent_id: parent,
@@ -105,7 +105,7 @@ pub fn span_to_document(span: &Span, resource: &[KeyValue]) -> Result<Document, 
             .str(SERVICE_NAME)
             .filter(|s| !s.is_empty() && !s.starts_with("unknown_service"));
         if let Some(name) = local.or(service) {
-            doc.name = name.to_string();
+            doc.name = name.into();
         }
     } else if let Some(ns) = namespace {
         doc.namespace = Some(ns.to_string());
@@ -117,7 +117,7 @@ pub fn span_to_document(span: &Span, resource: &[KeyValue]) -> Result<Document, 
     {
         doc.namespace = Some("aws".into());
         if let Some(s) = aws_service {
-            doc.name = s.to_string();
+            doc.name = s.into();
         }
     } else if matches!(
         kind,
@@ -243,10 +243,10 @@ fn read_http(a: &mut Attrs<'_>, http: &mut Http) {
     let client_ip = client.or(peer);
     if method.is_some() || url.is_some() || user_agent.is_some() || client_ip.is_some() || traced {
         http.request = Some(HttpRequest {
-            method: method.map(str::to_string),
+            method: method.map(Into::into),
             url: url.map(str::to_string),
             user_agent: user_agent.map(str::to_string),
-            client_ip: client_ip.map(str::to_string),
+            client_ip: client_ip.map(Into::into),
             x_forwarded_for: client.is_some() && peer.is_none(),
             traced,
         });

@@ -193,7 +193,7 @@ fn entity_span(
             .unwrap_or_default(),
         // Sampled: every document an X-Ray recorder sends is.
         flags: 1,
-        name: e.name.clone(),
+        name: e.name.to_string(),
         kind: kind as i32,
         start_time_unix_nano: nanos(e.start_time),
         end_time_unix_nano: end,

@@ -33,6 +33,7 @@ mod tree;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use crate::document::SmolStr;
 use crate::header::{Sampled, TraceHeader};
 use crate::id::{EntityId, TraceId};
 use crate::naming::sanitize_name;
@@ -162,7 +163,7 @@ impl Entity {
         };
         // Filled in place: see `State::insert_open`.
         let doc = &mut nodes[0].doc;
-        doc.name = sanitize_name(p.name, 200).into_owned();
+        doc.name = SmolStr::new(sanitize_name(p.name, 200));
         doc.id = id;
         doc.trace_id = Some(p.trace_id);
         doc.parent_id = p.parent_id;
@@ -306,7 +307,7 @@ impl Entity {
         let Some(state) = self.trace.state() else {
             return unsampled;
         };
-        let name = sanitize_name(name, 250).into_owned();
+        let name = SmolStr::new(sanitize_name(name, 250));
         let start_time = Timestamp::now();
         let mut s = lock(state);
         // The parent must still be in the tree; if it was already sent, hang the new
