@@ -42,7 +42,7 @@ use crate::time::Timestamp;
 
 pub use guard::EntityGuard;
 pub(crate) use tree::Trace;
-use tree::{lock, Carried, Light, Node, State, TraceRef, NO_PARENT, ROOT};
+use tree::{lock, Carried, Light, Node, Nodes, State, TraceRef, NO_PARENT, ROOT};
 
 /// What kind of entity a handle refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,10 +116,12 @@ impl Entity {
     #[inline]
     pub(crate) fn new_segment(recorder: Recorder, p: NewSegment<'_>) -> Entity {
         let id = p.id.unwrap_or_default();
-        let state = p.sampled.then(|| Self::new_tree(&p, id));
-        let trace = match state {
+        let sampled = p.sampled;
+        let trace = if sampled {
+            Self::new_tree(recorder, p, id)
+        } else {
             // Most requests: nothing to record, so nothing to allocate.
-            None => TraceRef::Light(Light {
+            TraceRef::Light(Light {
                 recorder,
                 trace_id: p.trace_id,
                 segment_id: id,
@@ -130,51 +132,50 @@ impl Entity {
                         tracestate: p.tracestate,
                     })
                 }),
-            }),
-            Some(state) => TraceRef::Shared(Arc::new(Trace {
-                recorder,
-                trace_id: p.trace_id,
-                segment_id: id,
-                sampled: p.sampled,
-                sampled_requested: p.sampled_requested,
-                extra: p.extra,
-                tracestate: p.tracestate,
-                state: Some(state),
-            })),
+            })
         };
         Entity {
             trace,
             idx: ROOT,
             id,
             kind: EntityKind::Segment,
-            sampled: p.sampled,
+            sampled,
         }
     }
 
-    /// The tree of a sampled segment: its document, started now.
+    /// The shared tree of a sampled segment: one allocation, the segment's document started
+    /// now.
     #[inline(never)]
-    fn new_tree(p: &NewSegment<'_>, id: EntityId) -> Mutex<State> {
-        // `vec![node]` builds the node on the stack and copies it in: 60 instructions more.
-        #[allow(clippy::vec_init_then_push)]
-        let mut nodes = {
-            let mut v = Vec::with_capacity(1);
-            v.push(Node::open(NO_PARENT));
-            v
-        };
-        // Filled in place: see `State::insert_open`.
-        let doc = &mut nodes[0].doc;
-        doc.name = SmolStr::new(sanitize_name(p.name, 200));
-        doc.id = id;
-        doc.trace_id = Some(p.trace_id);
-        doc.parent_id = p.parent_id;
-        doc.start_time = Timestamp::now();
-        Mutex::new(State {
-            nodes,
-            free: Vec::new(),
-            held: 0,
-            root_emitted: p.facade,
-            spilled: Vec::new(),
-        })
+    fn new_tree(recorder: Recorder, p: NewSegment<'_>, id: EntityId) -> TraceRef {
+        let (name, parent_id) = (p.name, p.parent_id);
+        let mut trace = Arc::new(Trace {
+            recorder,
+            trace_id: p.trace_id,
+            segment_id: id,
+            sampled: true,
+            sampled_requested: p.sampled_requested,
+            extra: p.extra,
+            tracestate: p.tracestate,
+            state: Some(Mutex::new(State {
+                nodes: Nodes::new(Node::open(NO_PARENT)),
+                free: Vec::new(),
+                held: 0,
+                root_emitted: p.facade,
+                spilled: Vec::new(),
+            })),
+        });
+        // The document is filled in place (a `Document` is large: each move copies it). Nothing
+        // else holds the new trace yet, so `get_mut` cannot fail.
+        if let Some(state) = Arc::get_mut(&mut trace).and_then(|t| t.state.as_mut()) {
+            let state = state.get_mut().unwrap_or_else(|p| p.into_inner());
+            let doc = &mut state.nodes[ROOT as usize].doc;
+            doc.name = SmolStr::new(sanitize_name(name, 200));
+            doc.id = id;
+            doc.trace_id = Some(p.trace_id);
+            doc.parent_id = parent_id;
+            doc.start_time = Timestamp::now();
+        }
+        TraceRef::Shared(trace)
     }
 
     /// A no-op segment: unsampled, of a disabled recorder, so nothing recorded on it is kept.

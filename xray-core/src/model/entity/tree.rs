@@ -25,7 +25,7 @@ pub(crate) struct Trace {
 }
 
 pub(super) struct State {
-    pub(super) nodes: Vec<Node>,
+    pub(super) nodes: Nodes,
     pub(super) free: Vec<u32>,
     /// Subsegment nodes held in the tree.
     pub(super) held: usize,
@@ -45,6 +45,58 @@ pub(super) struct Node {
     pub(super) live: bool,
     /// Entities in this subtree, this one included, that have not ended.
     pub(super) open: u32,
+}
+
+/// The nodes of a tree, indexed from [`ROOT`]: the segment's node is held inline, so a
+/// segment without subsegments needs no allocation for them.
+pub(super) struct Nodes {
+    root: Node,
+    rest: Vec<Node>,
+}
+
+impl Nodes {
+    pub(super) fn new(root: Node) -> Self {
+        Nodes {
+            root,
+            rest: Vec::new(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    pub(super) fn get(&self, idx: usize) -> Option<&Node> {
+        match idx {
+            0 => Some(&self.root),
+            i => self.rest.get(i - 1),
+        }
+    }
+
+    pub(super) fn push(&mut self, node: Node) {
+        self.rest.push(node);
+    }
+}
+
+impl std::ops::Index<usize> for Nodes {
+    type Output = Node;
+    #[inline]
+    fn index(&self, idx: usize) -> &Node {
+        match idx {
+            0 => &self.root,
+            i => &self.rest[i - 1],
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for Nodes {
+    #[inline]
+    fn index_mut(&mut self, idx: usize) -> &mut Node {
+        match idx {
+            0 => &mut self.root,
+            i => &mut self.rest[i - 1],
+        }
+    }
 }
 
 impl Node {
