@@ -178,14 +178,14 @@ impl ServerTracing {
                     .tracing_name_override()
                     .unwrap_or(self.naming.fallback());
                 let sampling = SamplingRequest::new(name).method(Some(method.as_str()));
-                let segment = recorder.begin_segment_w3c(name, header.as_ref(), &sampling, None);
-                if segment.is_sampled() {
-                    let req = IncomingRequest {
-                        peer_ip: peer_ip(),
-                        ..IncomingRequest::from_parts(method, uri, headers)
-                    };
-                    self.record_request(&segment, req);
-                }
+                let segment =
+                    recorder.begin_segment_w3c(name, header.as_ref(), &sampling, None, || {
+                        let req = IncomingRequest {
+                            peer_ip: peer_ip(),
+                            ..IncomingRequest::from_parts(method, uri, headers)
+                        };
+                        Some(self.http_request(recorder, req))
+                    });
                 return Exchange::server(segment).without_body(head);
             }
         }
@@ -259,21 +259,15 @@ impl ServerTracing {
             sampling = sampling.host(req.host_name()).url_path(Some(req.path()));
         }
         let tracestate = self.tracestate_to_keep(req, header.as_ref());
-        let segment = recorder.begin_segment_w3c(name, header.as_ref(), &sampling, tracestate);
-        if segment.is_sampled() {
-            self.record_request(&segment, recorded(req));
-        }
-        segment
+        recorder.begin_segment_w3c(name, header.as_ref(), &sampling, tracestate, || {
+            Some(self.http_request(recorder, recorded(req)))
+        })
     }
 
-    /// Records `http.request` on a sampled segment.
-    fn record_request(&self, segment: &Entity, mut req: IncomingRequest<'_>) {
+    /// The `http.request` block of a sampled segment.
+    fn http_request(&self, recorder: &Recorder, mut req: IncomingRequest<'_>) -> HttpRequest {
         req.host = req.host.map(after_userinfo);
-        segment.set_http_request(request_block(
-            &req,
-            self.record_query,
-            segment.recorder().redacted_query_params(),
-        ));
+        request_block(&req, self.record_query, recorder.redacted_query_params())
     }
 }
 

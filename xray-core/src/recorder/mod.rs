@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::daemon::DaemonAddress;
-use crate::document::Document;
+use crate::document::{Document, HttpRequest};
 use crate::emitter::{Emitter, EmitterStats};
 use crate::entity::{Entity, NewSegment};
 use crate::header::{Sampled, TraceHeader};
@@ -317,17 +317,19 @@ impl Recorder {
         header: Option<&TraceHeader>,
         request: &SamplingRequest<'_>,
     ) -> Entity {
-        self.begin_segment_w3c(name, header, request, None)
+        self.begin_segment_w3c(name, header, request, None, || None)
     }
 
     /// [`begin_segment_with`](Self::begin_segment_with), keeping the W3C `tracestate` that
-    /// came with the trace so that outbound calls forward it.
+    /// came with the trace so that outbound calls forward it. A sampled segment starts with
+    /// the `http.request` block `http` returns (asked only then).
     pub(crate) fn begin_segment_w3c(
         &self,
         name: &str,
         header: Option<&TraceHeader>,
         request: &SamplingRequest<'_>,
         tracestate: Option<&str>,
+        http: impl FnOnce() -> Option<HttpRequest>,
     ) -> Entity {
         let incoming = header.and_then(|h| h.sampled);
         let sampled = match (incoming, &self.inner.incoming_sampled) {
@@ -362,6 +364,7 @@ impl Recorder {
                 tracestate: tracestate.map(Box::from),
                 facade: false,
                 id: None,
+                http: if sampled { http() } else { None },
             },
         )
     }
@@ -392,6 +395,7 @@ impl Recorder {
                 tracestate: None,
                 facade: true,
                 id: Some(parent),
+                http: None,
             },
         )
     }

@@ -33,7 +33,7 @@ mod tree;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::document::SmolStr;
+use crate::document::{HttpRequest, SmolStr};
 use crate::header::{Sampled, TraceHeader};
 use crate::id::{EntityId, TraceId};
 use crate::naming::sanitize_name;
@@ -110,6 +110,8 @@ pub(crate) struct NewSegment<'a> {
     pub(crate) facade: bool,
     /// Use this id for the segment (facade segments take the id from the header).
     pub(crate) id: Option<EntityId>,
+    /// The `http.request` block of a sampled segment, set in place with the rest.
+    pub(crate) http: Option<HttpRequest>,
 }
 
 impl Entity {
@@ -147,7 +149,7 @@ impl Entity {
     /// now.
     #[inline(never)]
     fn new_tree(recorder: Recorder, p: NewSegment<'_>, id: EntityId) -> TraceRef {
-        let (name, parent_id) = (p.name, p.parent_id);
+        let (name, parent_id, http) = (p.name, p.parent_id, p.http);
         let mut trace = Arc::new(Trace {
             recorder,
             trace_id: p.trace_id,
@@ -174,6 +176,7 @@ impl Entity {
             doc.trace_id = Some(p.trace_id);
             doc.parent_id = parent_id;
             doc.start_time = Timestamp::now();
+            doc.http.request = http;
         }
         TraceRef::Shared(trace)
     }
