@@ -124,10 +124,11 @@
 //!    runs (its `call`, its future and the response body), which is where [`segment`] and
 //!    the [`Segment`] extractor find it. Nothing is added to the request's extensions.
 //!
-//! When the response head is ready: `http.response.status` and `content_length` (from the
-//! header or the body's exact size), the flags the status implies (4xx `error`, 429 also
-//! `throttle`, 5xx `fault`), the `X-Amzn-Trace-Id` response header (`Root=...`, plus
-//! `Sampled=1|0` when the caller sent `Sampled=?`), then [`OnResponse`].
+//! When the response head is ready: `http.response.status` and `content_length` (the body's
+//! exact size, or the `Content-Length` header when the body is empty or of unknown size), the
+//! flags the status implies (4xx `error`, 429 also `throttle`, 5xx `fault`), the
+//! `X-Amzn-Trace-Id` response header (`Root=...`, plus `Sampled=1|0` when the caller sent
+//! `Sampled=?`), then [`OnResponse`].
 //!
 //! The segment ends, and is sent, exactly once, by the rules every adapter shares
 //! ([`xray_core::lifecycle`]):

@@ -124,11 +124,41 @@ pub fn parse_content_length(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
-/// The body length of a response: its `Content-Length` header, else `exact`, the size the
-/// body itself reports when it knows it (`http_body::Body::size_hint().exact()`).
+/// The body length of a response: `exact`, the size the body itself reports when it knows
+/// it (`http_body::Body::size_hint().exact()`), unless that is zero or unknown; then its
+/// `Content-Length` header (a response to `HEAD`, or a `304`, announces a length it does not
+/// send), else `exact`. The header is only looked up when the body cannot tell.
 pub fn content_length(headers: &http::HeaderMap, exact: Option<u64>) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| parse_content_length(v.as_bytes()))
-        .or(exact)
+    exact.filter(|&n| n > 0).or_else(|| {
+        headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| parse_content_length(v.as_bytes()))
+            .or(exact)
+    })
+}
+
+#[cfg(test)]
+mod content_length_tests {
+    use super::*;
+
+    #[test]
+    fn the_body_size_wins_unless_the_body_cannot_tell() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(content_length(&headers, Some(12)), Some(12));
+        assert_eq!(content_length(&headers, Some(0)), Some(0));
+        assert_eq!(content_length(&headers, None), None);
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("42"),
+        );
+        // An empty body that announces a length: a response to HEAD, or a 304.
+        assert_eq!(content_length(&headers, Some(0)), Some(42));
+        assert_eq!(content_length(&headers, None), Some(42));
+        assert_eq!(content_length(&headers, Some(12)), Some(12));
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("x"),
+        );
+        assert_eq!(content_length(&headers, Some(0)), Some(0));
+    }
 }
