@@ -295,6 +295,8 @@ pub struct Exchange {
     /// A request served with the SDK disabled and no trace header to pass on: no entity, and
     /// its scopes only mark the thread (see [`context::disabled_scope`]).
     disabled: bool,
+    /// A gRPC call: its outcome is its `grpc-status`.
+    grpc: bool,
 }
 
 impl fmt::Debug for Exchange {
@@ -326,6 +328,7 @@ impl Exchange {
             bodiless: false,
             counted: None,
             disabled: false,
+            grpc: false,
         }
     }
 
@@ -341,6 +344,7 @@ impl Exchange {
             bodiless: false,
             counted: None,
             disabled: true,
+            grpc: false,
         }
     }
 
@@ -397,6 +401,21 @@ impl Exchange {
     pub fn without_body(mut self, yes: bool) -> Self {
         self.bodiless = yes;
         self
+    }
+
+    /// Marks the exchange as a gRPC call (its outcome is its `grpc-status`, which the adapter
+    /// records with [`record_grpc_status`](Self::record_grpc_status)).
+    /// [`ServerTracing`](crate::http::ServerTracing) sets it for sampled requests from their
+    /// `content-type`, read with the rest of the request's headers.
+    pub fn grpc_call(mut self, yes: bool) -> Self {
+        self.grpc = yes;
+        self
+    }
+
+    /// True for a gRPC call (see [`grpc_call`](Self::grpc_call)).
+    #[inline]
+    pub fn is_grpc_call(&self) -> bool {
+        self.grpc
     }
 
     /// The entity, while the exchange is open.

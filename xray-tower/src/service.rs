@@ -6,7 +6,6 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
-use xray_core::http::grpc::is_grpc_message;
 use xray_core::http::ServerTracing;
 use xray_core::{context, Entity};
 
@@ -66,8 +65,8 @@ where
                 peer_ip(req.extensions())
             });
         // A gRPC call's outcome is its `grpc-status`, read from the response head or trailers
-        // (unsampled requests record nothing: they need not look).
-        let grpc = exchange.is_sampled() && is_grpc_message(req.headers());
+        // (unsampled requests record nothing: `begin_http` only looks for sampled ones).
+        let grpc = exchange.is_grpc_call();
         if let Some(segment) = exchange.entity().filter(|s| s.is_sampled()) {
             self.on_request.on_request(&req, segment);
         }

@@ -33,6 +33,9 @@ pub struct IncomingRequest<'a> {
     pub traceparent: Option<&'a str>,
     /// The W3C `tracestate` header (vendor-specific state that accompanies `traceparent`).
     pub tracestate: Option<&'a str>,
+    /// `Content-Type`: says whether the request is a gRPC call
+    /// ([`is_grpc_call`](Self::is_grpc_call)).
+    pub content_type: Option<&'a str>,
 }
 
 impl<'a> IncomingRequest<'a> {
@@ -60,6 +63,7 @@ impl<'a> IncomingRequest<'a> {
             trace_header: None,
             traceparent: None,
             tracestate: None,
+            content_type: None,
         };
         // `HeaderValue::to_str` checks the bytes once; no second pass through `from_utf8`.
         req.fill(
@@ -103,6 +107,7 @@ impl<'a> IncomingRequest<'a> {
                 "x-forwarded-proto" => &mut self.x_forwarded_proto,
                 "traceparent" => &mut self.traceparent,
                 "tracestate" => &mut self.tracestate,
+                "content-type" => &mut self.content_type,
                 crate::header::HEADER_NAME => {
                     if self.trace_header.is_none() {
                         self.trace_header = Some(bytes(value));
@@ -123,6 +128,13 @@ impl<'a> IncomingRequest<'a> {
             .split(['?', '#'])
             .next()
             .unwrap_or(self.path_and_query)
+    }
+
+    /// Whether the request is a gRPC call: its `content-type` is `application/grpc`
+    /// ([`crate::http::grpc::is_grpc`]).
+    pub fn is_grpc_call(&self) -> bool {
+        self.content_type
+            .is_some_and(|c| crate::http::grpc::is_grpc(c.as_bytes()))
     }
 
     /// The host without port.

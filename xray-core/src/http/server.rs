@@ -112,7 +112,9 @@ impl ServerTracing {
         if self.is_off() {
             return self.begin_disabled(req.trace_header, head);
         }
-        Exchange::server(self.begin_segment(req)).without_body(head)
+        let segment = self.begin_segment(req);
+        let grpc = segment.is_sampled() && req.is_grpc_call();
+        Exchange::server(segment).without_body(head).grpc_call(grpc)
     }
 
     /// The SDK is disabled and W3C headers are not read: only an incoming `X-Amzn-Trace-Id`
@@ -178,15 +180,20 @@ impl ServerTracing {
                     .tracing_name_override()
                     .unwrap_or(self.naming.fallback());
                 let sampling = SamplingRequest::new(name).method(Some(method.as_str()));
+                // Read with the other headers of a sampled request, in the same pass.
+                let grpc = std::cell::Cell::new(false);
                 let segment =
                     recorder.begin_segment_w3c(name, header.as_ref(), &sampling, None, || {
                         let req = IncomingRequest {
                             peer_ip: peer_ip(),
                             ..IncomingRequest::from_parts(method, uri, headers)
                         };
+                        grpc.set(req.is_grpc_call());
                         Some(self.http_request(recorder, req))
                     });
-                return Exchange::server(segment).without_body(head);
+                return Exchange::server(segment)
+                    .without_body(head)
+                    .grpc_call(grpc.get());
             }
         }
         let req = IncomingRequest::from_parts(method, uri, headers);
@@ -194,7 +201,8 @@ impl ServerTracing {
             peer_ip: r.peer_ip.or_else(peer_ip),
             ..*r
         });
-        Exchange::server(segment).without_body(head)
+        let grpc = segment.is_sampled() && req.is_grpc_call();
+        Exchange::server(segment).without_body(head).grpc_call(grpc)
     }
 
     /// Begins recording a request as a subsegment of `parent` instead of a segment of its own:
