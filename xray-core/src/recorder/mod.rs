@@ -364,8 +364,8 @@ impl Recorder {
                 tracestate: tracestate.map(Box::from),
                 facade: false,
                 id: None,
-                http: if sampled { http() } else { None },
             },
+            http,
         )
     }
 
@@ -395,8 +395,8 @@ impl Recorder {
                 tracestate: None,
                 facade: true,
                 id: Some(parent),
-                http: None,
             },
+            || None,
         )
     }
 

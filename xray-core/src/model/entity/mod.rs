@@ -110,17 +110,21 @@ pub(crate) struct NewSegment<'a> {
     pub(crate) facade: bool,
     /// Use this id for the segment (facade segments take the id from the header).
     pub(crate) id: Option<EntityId>,
-    /// The `http.request` block of a sampled segment, set in place with the rest.
-    pub(crate) http: Option<HttpRequest>,
 }
 
 impl Entity {
+    /// A new segment; a sampled one starts with the `http.request` block `http` returns (asked
+    /// only then).
     #[inline]
-    pub(crate) fn new_segment(recorder: Recorder, p: NewSegment<'_>) -> Entity {
+    pub(crate) fn new_segment(
+        recorder: Recorder,
+        p: NewSegment<'_>,
+        http: impl FnOnce() -> Option<HttpRequest>,
+    ) -> Entity {
         let id = p.id.unwrap_or_default();
         let sampled = p.sampled;
         let trace = if sampled {
-            Self::new_tree(recorder, p, id)
+            Self::new_tree(recorder, p, id, http())
         } else {
             // Most requests: nothing to record, so nothing to allocate.
             TraceRef::Light(Light {
@@ -148,8 +152,13 @@ impl Entity {
     /// The shared tree of a sampled segment: one allocation, the segment's document started
     /// now.
     #[inline(never)]
-    fn new_tree(recorder: Recorder, p: NewSegment<'_>, id: EntityId) -> TraceRef {
-        let (name, parent_id, http) = (p.name, p.parent_id, p.http);
+    fn new_tree(
+        recorder: Recorder,
+        p: NewSegment<'_>,
+        id: EntityId,
+        http: Option<HttpRequest>,
+    ) -> TraceRef {
+        let (name, parent_id) = (p.name, p.parent_id);
         let mut trace = Arc::new(Trace {
             recorder,
             trace_id: p.trace_id,
