@@ -29,7 +29,8 @@ pub struct IncomingRequest<'a> {
     /// The raw `X-Amzn-Trace-Id` header.
     pub trace_header: Option<&'a [u8]>,
     /// The W3C `traceparent` header. Read only when the server accepts W3C Trace Context
-    /// ([`ServerTracing::accept_w3c`]) and there is no usable `X-Amzn-Trace-Id`.
+    /// ([`ServerTracing::accept_w3c`](crate::http::ServerTracing::accept_w3c)) and there is
+    /// no usable `X-Amzn-Trace-Id`.
     pub traceparent: Option<&'a str>,
     /// The W3C `tracestate` header (vendor-specific state that accompanies `traceparent`).
     pub tracestate: Option<&'a str>,

@@ -53,9 +53,9 @@ impl ServerTracing {
     }
 
     /// Continues W3C Trace Context traces: a request without a usable `X-Amzn-Trace-Id` but
-    /// with a valid `traceparent` joins that trace (see the [module docs](self)). Off by
-    /// default, since it changes which requests start a new trace. `X-Amzn-Trace-Id` wins when
-    /// both are present.
+    /// with a valid `traceparent` joins that trace (see the
+    /// [module docs](crate::http#w3c-trace-context)). Off by default, since it changes which
+    /// requests start a new trace. `X-Amzn-Trace-Id` wins when both are present.
     pub fn accept_w3c(mut self, yes: bool) -> Self {
         self.accept_w3c = yes;
         self
