@@ -400,15 +400,11 @@ impl CollectorBuilder {
 
     /// Binds the socket(s) and starts receiving.
     pub fn start(self) -> io::Result<Collector> {
-        let socket = bind_udp(self.listen)?;
+        let (socket, sampling) = bind_daemon_ports(self.listen, self.sampling_rules)?;
         let tick =
             (self.quiet_period / 2).clamp(Duration::from_millis(5), Duration::from_millis(50));
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
         let addr = socket.local_addr()?;
-        let sampling = match self.sampling_rules {
-            Some(rules) => Some(SamplingApi::serve(addr, rules)?),
-            None => None,
-        };
         let forwarder = match self.forward {
             Some(target) => Some(Forwarder::new(target)?),
             None => None,
@@ -698,6 +694,35 @@ const RECV_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
 /// Binds a UDP socket with a large receive buffer, so that bursts from a busy recorder wait
 /// in the kernel instead of being dropped while the receiving thread is not scheduled.
+/// Binds the daemon's UDP socket and, with sampling rules, the sampling API on the same TCP
+/// port, as a daemon answers both on one address. When the system picks the port (port 0), the
+/// TCP side of the port it picked for UDP may be in use by another socket: another port is
+/// tried then, a few times, rather than failing.
+fn bind_daemon_ports(
+    listen: SocketAddr,
+    rules: Option<LocalRules>,
+) -> io::Result<(UdpSocket, Option<SamplingApi>)> {
+    const ATTEMPTS: usize = 16;
+    let Some(rules) = rules else {
+        return Ok((bind_udp(listen)?, None));
+    };
+    let mut attempt = 1;
+    loop {
+        let socket = bind_udp(listen)?;
+        match SamplingApi::serve(socket.local_addr()?, rules.clone()) {
+            Ok(api) => return Ok((socket, Some(api))),
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse
+                    && listen.port() == 0
+                    && attempt < ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
