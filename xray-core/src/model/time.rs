@@ -29,18 +29,28 @@ fn anchor() -> &'static Anchor {
 #[cfg(target_os = "linux")]
 #[inline]
 fn monotonic_micros() -> u64 {
+    // A failure would read as zero, which only makes the timestamp the anchor's.
+    let ts = read_clock(libc::CLOCK_MONOTONIC).unwrap_or(libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    });
+    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000
+}
+
+/// One `clock_gettime` call: the one `unsafe` block the clocks of this module share.
+#[cfg(target_os = "linux")]
+#[inline]
+fn read_clock(clock: libc::clockid_t) -> Option<libc::timespec> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `clock_gettime` writes one `timespec` through the pointer, which points to a
-    // live, writable `timespec` for the whole call. CLOCK_MONOTONIC always exists on Linux;
-    // a failure would leave `ts` at zero, which only makes the timestamp the anchor's.
+    // live, writable `timespec` for the whole call; it reads nothing else. The clocks asked
+    // for (CLOCK_MONOTONIC, CLOCK_REALTIME_COARSE) exist on every kernel Rust supports.
     #[allow(unsafe_code)]
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-    }
-    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (r == 0).then_some(ts)
 }
 
 /// Microseconds on the monotonic clock, from the first call.
@@ -110,19 +120,9 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
 /// milliseconds): a read costs a few instructions, where a precise one costs a hundred.
 #[cfg(target_os = "linux")]
 pub(crate) fn epoch_seconds_now() -> u32 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` writes one `timespec` through the pointer, which points to a
-    // live, writable `timespec` for the whole call; CLOCK_REALTIME_COARSE exists on every
-    // kernel Rust supports (2.6.32 and later), and a failure leaves `ts` as initialised.
-    #[allow(unsafe_code)]
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if r == 0 && ts.tv_sec > 0 {
-        ts.tv_sec as u32
-    } else {
-        Timestamp::now().as_secs() as u32
+    match read_clock(libc::CLOCK_REALTIME_COARSE) {
+        Some(ts) if ts.tv_sec > 0 => ts.tv_sec as u32,
+        _ => Timestamp::now().as_secs() as u32,
     }
 }
 

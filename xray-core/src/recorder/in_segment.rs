@@ -20,7 +20,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::context;
 use crate::entity::Entity;
 use crate::lifecycle::{Ending, Exchange};
 
@@ -63,9 +62,9 @@ impl Drop for Run {
 
 fn run_sync<R>(recorder: &Recorder, name: &str, f: impl FnOnce() -> R, record: Record<R>) -> R {
     let segment = recorder.begin_segment(name, None);
-    let mut run = Run(Exchange::server(segment.clone()));
+    let mut run = Run(Exchange::server(segment));
     // A panic ends the segment as panicked (with the message) and continues unwinding.
-    let out = run.0.catch_panic(|| context::sync_scope(segment, f));
+    let out = run.0.catch_panic_in_scope(f);
     record(&out, &mut run.0);
     out
 }
@@ -266,15 +265,13 @@ impl<F: Future> Future for InSegment<F> {
             *this.run = Run(Exchange::server(segment.clone()));
             *this.segment = Some(segment);
         }
-        let Some(segment) = this.segment.clone() else {
+        if this.segment.is_none() {
             // Polled again after it completed: the inner future decides what that means.
             return this.fut.poll(cx);
-        };
+        }
         let fut = this.fut;
-        let poll = this
-            .run
-            .0
-            .catch_panic(|| context::sync_scope(segment, || fut.poll(cx)));
+        // The exchange lends the segment to the context for the poll.
+        let poll = this.run.0.catch_panic_in_scope(|| fut.poll(cx));
         if let Poll::Ready(out) = &poll {
             (this.record)(out, &mut this.run.0);
             *this.segment = None;
