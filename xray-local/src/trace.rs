@@ -38,6 +38,7 @@ use xray_core::document::Cause;
 use xray_core::time::Timestamp;
 use xray_core::{Document, EntityId, TraceId};
 
+use crate::escape::escape_control;
 use crate::limits::MAX_NESTING;
 
 /// Levels of indentation in [`Trace::outline`]; deeper lines show their depth instead.
@@ -572,18 +573,20 @@ impl Trace {
     }
 
     /// The tree as indented names, two spaces per level, one entity per line; handy in
-    /// assertions.
+    /// assertions. Control characters in a name are written as escapes
+    /// ([`escape_control`]), so a name never breaks the line.
     ///
     /// Indentation stops growing at [`OUTLINE_MAX_DEPTH`] levels; deeper lines start with
     /// their depth (`(depth 65) name`), so a very deep trace does not make a huge text.
     pub fn outline(&self) -> String {
         let mut s = String::new();
         for e in &self.entities {
+            let name = escape_control(e.name());
             if e.depth <= OUTLINE_MAX_DEPTH {
-                let _ = writeln!(s, "{:width$}{}", "", e.name(), width = e.depth * 2);
+                let _ = writeln!(s, "{:width$}{name}", "", width = e.depth * 2);
             } else {
                 let width = OUTLINE_MAX_DEPTH * 2;
-                let _ = writeln!(s, "{:width$}(depth {}) {}", "", e.depth, e.name());
+                let _ = writeln!(s, "{:width$}(depth {}) {name}", "", e.depth);
             }
         }
         s

@@ -141,3 +141,16 @@ fn assembly_time_grows_linearly_with_the_number_of_documents() {
         );
     }
 }
+
+#[test]
+fn a_name_with_a_line_break_stays_on_its_own_line_in_the_outline() {
+    let seg = doc(
+        json!({"name":"web","id":"d000000000000001","trace_id":TRACE,
+                         "start_time":1.0,"end_time":2.0,
+                         "subsegments":[{"name":"back\nend\u{1b}[2J","id":"d000000000000002",
+                                         "start_time":1.0,"end_time":1.5}]}),
+    );
+    let t = Trace::assemble(&[seg]);
+    assert_eq!(t.outline(), "web\n  back\\nend\\u{1b}[2J\n");
+    assert_eq!(t.outline().lines().count(), t.len());
+}
