@@ -1,8 +1,9 @@
 //! The current entity, carried across `.await` points.
 //!
 //! Adapters run each request's future inside [`scope`], so code anywhere below it finds the
-//! segment with [`current`] without passing it around. The scoped future puts its entity on a
-//! per-thread stack for the duration of each poll and takes it off afterwards (the way
+//! segment with [`current`] without passing it around. The scoped future lends its entity to a
+//! per-thread stack (its address: the entity stays in the future) for the duration of each
+//! poll and takes it off afterwards (the way
 //! `tokio::task_local!` and `tracing::Instrument` work), so it works on multi-threaded tokio,
 //! on actix's single-threaded runtime and under any executor. A `tracing` bridge can also make
 //! a span's subsegment current between its enter and exit ([`enter`]).
@@ -34,6 +35,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
 use crate::entity::Entity;
@@ -43,11 +45,47 @@ thread_local! {
     /// The entities made current on this thread, innermost last. Scopes push on entry and
     /// remove their own entry on exit, so the stack only holds entities for the code that is
     /// running right now on this thread.
-    static STACK: RefCell<Vec<Entity>> = const { RefCell::new(Vec::new()) };
+    static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 
     /// How many scopes of requests served with the SDK disabled are running on this thread.
     /// A plain counter: no destructor, so reading it costs next to nothing.
     static DISABLED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// One entry of the context stack.
+enum Entry {
+    /// An entity the stack holds itself, made current by [`enter`] or [`enter_unguarded`]
+    /// and taken off by its guard or [`exit`] (found by [`Entity::key`]).
+    Owned(Entity),
+    /// An entity that stays where it is (in a future, an exchange) while [`lend`] runs a call
+    /// with it current: the stack holds its address, and only that `lend` removes the entry.
+    Lent(NonNull<Entity>),
+}
+
+impl Entry {
+    #[inline]
+    fn entity(&self) -> &Entity {
+        match self {
+            Entry::Owned(entity) => entity,
+            // SAFETY: a `Lent` entry is pushed by `lend` with the address of the entity in the
+            // `&mut Option<Entity>` it was given, and removed by `lend`'s `Unlend` guard when
+            // `lend` returns or unwinds; nothing else removes it, and the guard cannot be
+            // leaked (it is private to `lend`). For that whole time `lend` holds the exclusive
+            // borrow of the slot and does not touch it, and the only code it runs, `f`, cannot
+            // reach the slot, so the entity is neither moved, dropped nor written while the
+            // entry exists, and a shared reference to it is valid. The stack is thread-local,
+            // so the reference is only made on the thread whose `lend` is running.
+            #[allow(unsafe_code)]
+            Entry::Lent(entity) => unsafe { entity.as_ref() },
+        }
+    }
+
+    /// An entry [`enter`] made for the entity with this key (lent entries are not removed
+    /// by key).
+    #[inline]
+    fn is_owned(&self, key: (EntityId, usize)) -> bool {
+        matches!(self, Entry::Owned(e) if e.has_key(key))
+    }
 }
 
 /// True while the code runs for a request served with the SDK disabled (inside a
@@ -84,7 +122,7 @@ impl Drop for DisabledMark {
 /// The entity the running code belongs to, if any.
 pub fn current() -> Option<Entity> {
     STACK
-        .try_with(|s| s.borrow().last().cloned())
+        .try_with(|s| s.borrow().last().map(|e| e.entity().clone()))
         .ok()
         .flatten()
 }
@@ -96,7 +134,7 @@ pub fn has_current() -> bool {
 
 #[inline]
 fn push(entity: Entity) {
-    let _ = STACK.try_with(|s| s.borrow_mut().push(entity));
+    let _ = STACK.try_with(|s| s.borrow_mut().push(Entry::Owned(entity)));
 }
 
 /// Removes the innermost stack entry for `entity` and returns it.
@@ -115,14 +153,21 @@ fn remove_key(key: (EntityId, usize)) -> Option<Entity> {
         .flatten()
 }
 
-/// Takes the innermost entry with this key off `stack`: almost always the top one.
+/// Takes the innermost entry [`enter`] made with this key off `stack`: almost always the top
+/// one.
 #[inline]
-fn take_entry(stack: &mut Vec<Entity>, key: (EntityId, usize)) -> Option<Entity> {
-    if let Some(e) = stack.pop_if(|e| e.has_key(key)) {
-        return Some(e);
+fn take_entry(stack: &mut Vec<Entry>, key: (EntityId, usize)) -> Option<Entity> {
+    let entry = match stack.pop_if(|e| e.is_owned(key)) {
+        Some(entry) => entry,
+        None => {
+            let pos = stack.iter().rposition(|e| e.is_owned(key))?;
+            stack.remove(pos)
+        }
+    };
+    match entry {
+        Entry::Owned(entity) => Some(entity),
+        Entry::Lent(_) => None,
     }
-    let pos = stack.iter().rposition(|e| e.has_key(key))?;
-    Some(stack.remove(pos))
 }
 
 /// Makes `entity` current until the returned guard drops. The guard stays on this thread.
@@ -201,16 +246,18 @@ pub fn sync_scope<R>(entity: Entity, f: impl FnOnce() -> R) -> R {
 }
 
 /// Runs `f` with the entity in `slot` as the current entity, lending it to the context for
-/// the call instead of cloning it: it is back in `slot` afterwards, even if `f` panics. An
-/// empty slot just runs `f`.
+/// the call instead of cloning or moving it: the stack holds its address until `f` returns or
+/// panics. An empty slot just runs `f`.
 #[inline]
 pub(crate) fn lend<R>(slot: &mut Option<Entity>, f: impl FnOnce() -> R) -> R {
-    let Some(entity) = slot.take() else {
+    let Some(entity) = slot.as_ref() else {
         return f();
     };
-    let key = entity.key();
-    push(entity);
-    let _restore = Restore { slot, key };
+    let entity = NonNull::from(entity);
+    let _ = STACK.try_with(|s| s.borrow_mut().push(Entry::Lent(entity)));
+    // Declared after the push: dropped when `f` returns or unwinds, while `slot` is still
+    // borrowed and untouched (the soundness of `Entry::entity` rests on this).
+    let _unlend = Unlend(entity);
     f()
 }
 
@@ -270,22 +317,21 @@ impl<F: Future> Instrumented<F> {
     }
 }
 
-/// Takes the entity back off the stack into its future when a poll ends, even by panic.
-struct Restore<'a> {
-    slot: &'a mut Option<Entity>,
-    key: (EntityId, usize),
-}
+/// Takes a lent entity's entry off the stack when the call it was lent for ends, even by
+/// panic: the top entry almost always, searched for when scopes ended out of order above it.
+struct Unlend(NonNull<Entity>);
 
-impl Drop for Restore<'_> {
+impl Drop for Unlend {
     #[inline]
     fn drop(&mut self) {
-        let (slot, key) = (&mut *self.slot, self.key);
+        let lent = self.0;
+        let mine = |e: &Entry| matches!(e, Entry::Lent(p) if *p == lent);
         let _ = STACK.try_with(|s| {
-            if let Some(back) = take_entry(&mut s.borrow_mut(), key) {
-                // `lend` emptied the slot and holds it borrowed until now: what `replace`
-                // hands back is that `None`, and forgetting it spares the drop code an
-                // assignment runs.
-                std::mem::forget(slot.replace(back));
+            let mut stack = s.borrow_mut();
+            if stack.pop_if(|e| mine(e)).is_none() {
+                if let Some(pos) = stack.iter().rposition(mine) {
+                    stack.remove(pos);
+                }
             }
         });
     }
@@ -359,6 +405,51 @@ mod tests {
             sync_scope(a.clone(), || panic!("boom"));
         }));
         assert!(r.is_err());
+        assert!(current().is_none());
+    }
+
+    #[test]
+    fn a_lent_entity_is_current_for_the_call_and_stays_in_its_slot() {
+        let a = entity("a");
+        let mut slot = Some(a.clone());
+        let seen = lend(&mut slot, || {
+            let inner = entity("inner");
+            sync_scope(inner.clone(), || {
+                assert!(current().unwrap().same_as(&inner))
+            });
+            current()
+        });
+        assert!(seen.unwrap().same_as(&a));
+        assert!(slot.as_ref().unwrap().same_as(&a));
+        assert!(current().is_none());
+        // An empty slot makes nothing current.
+        assert!(lend(&mut None, current).is_none());
+    }
+
+    #[test]
+    fn a_lent_entry_leaves_on_panic_and_is_not_taken_by_a_guard_of_the_same_entity() {
+        let a = entity("a");
+        let mut slot = Some(a.clone());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lend(&mut slot, || panic!("boom"));
+        }));
+        assert!(r.is_err());
+        assert!(current().is_none());
+
+        // A guard for a clone of the lent entity, ended inside the lend out of order, takes
+        // its own entry, not the lent one.
+        let b = entity("b");
+        enter_unguarded(a.clone());
+        lend(&mut slot, || {
+            let g = enter(b.clone());
+            exit(&a);
+            assert!(current().unwrap().same_as(&b));
+            drop(g);
+            assert!(
+                current().unwrap().same_as(&a),
+                "the lent entry is still there"
+            );
+        });
         assert!(current().is_none());
     }
 }
