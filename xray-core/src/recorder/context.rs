@@ -3,10 +3,10 @@
 //! Adapters run each request's future inside [`scope`], so code anywhere below it finds the
 //! segment with [`current`] without passing it around. The scoped future lends its entity to a
 //! per-thread stack (its address: the entity stays in the future) for the duration of each
-//! poll and takes it off afterwards (the way
-//! `tokio::task_local!` and `tracing::Instrument` work), so it works on multi-threaded tokio,
-//! on actix's single-threaded runtime and under any executor. A `tracing` bridge can also make
-//! a span's subsegment current between its enter and exit ([`enter`]).
+//! poll and takes it off afterwards (the way `tokio::task_local!` and `tracing::Instrument`
+//! work), so it works on multi-threaded tokio, on actix's single-threaded runtime and under
+//! any executor. A `tracing` bridge can also make a span's subsegment current between its
+//! enter and exit ([`enter`]).
 //!
 //! It does not flow into `tokio::spawn` by itself: wrap spawned futures with
 //! [`FutureExt::in_current_segment`].
