@@ -692,8 +692,6 @@ impl Drop for Collector {
 /// Receive buffer asked for; the kernel may grant less (Linux caps it at `rmem_max`).
 const RECV_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
-/// Binds a UDP socket with a large receive buffer, so that bursts from a busy recorder wait
-/// in the kernel instead of being dropped while the receiving thread is not scheduled.
 /// Binds the daemon's UDP socket and, with sampling rules, the sampling API on the same TCP
 /// port, as a daemon answers both on one address. When the system picks the port (port 0), the
 /// TCP side of the port it picked for UDP may be in use by another socket: another port is
@@ -723,6 +721,8 @@ fn bind_daemon_ports(
     }
 }
 
+/// Binds a UDP socket with a large receive buffer, so that bursts from a busy recorder wait
+/// in the kernel instead of being dropped while the receiving thread is not scheduled.
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;

@@ -22,17 +22,12 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         exchange: Exchange,
-        grpc: bool,
     }
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn new(inner: B, exchange: Exchange, grpc: bool) -> Self {
-        Self {
-            inner,
-            exchange,
-            grpc,
-        }
+    pub(crate) fn new(inner: B, exchange: Exchange) -> Self {
+        Self { inner, exchange }
     }
 
     /// The inner body.
@@ -62,7 +57,8 @@ where
         let mut inner = this.inner;
         let exchange = this.exchange;
         let result = ready!(exchange.catch_panic_in_scope(|| inner.as_mut().poll_frame(cx)));
-        record_frame(exchange, &result, *this.grpc, || inner.is_end_stream());
+        let grpc = exchange.is_grpc_call();
+        record_frame(exchange, &result, grpc, || inner.is_end_stream());
         Poll::Ready(result)
     }
 

@@ -32,17 +32,15 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         exchange: Exchange,
-        grpc: bool,
         on_response: OnRes,
     }
 }
 
 impl<F, OnRes> ResponseFuture<F, OnRes> {
-    pub(crate) fn new(inner: F, exchange: Exchange, grpc: bool, on_response: OnRes) -> Self {
+    pub(crate) fn new(inner: F, exchange: Exchange, on_response: OnRes) -> Self {
         Self {
             inner,
             exchange,
-            grpc,
             on_response,
         }
     }
@@ -63,9 +61,9 @@ where
         if this.exchange.entity().is_none() {
             // Nothing to record (the SDK is disabled): only the body wrapper to put in place.
             let result = ready!(this.exchange.sync_scope(|| inner.as_mut().poll(cx)));
-            let (exchange, grpc) = (this.exchange.take(), *this.grpc);
+            let exchange = this.exchange.take();
             return Poll::Ready(
-                result.map(|res| res.map(|body| ResponseBody::new(body, exchange, grpc))),
+                result.map(|res| res.map(|body| ResponseBody::new(body, exchange))),
             );
         }
         // The exchange lends its entity to the context for the poll: no clone of it to carry.
@@ -85,8 +83,7 @@ where
                     None
                 };
                 exchange.respond(res.status().as_u16(), length);
-                let grpc = *this.grpc;
-                if grpc {
+                if exchange.is_grpc_call() {
                     // A trailers-only response: the status is in the head.
                     if let Some(code) = GrpcCode::from_headers(res.headers()) {
                         exchange.record_grpc_status(code);
@@ -98,7 +95,7 @@ where
                 if res.body().is_end_stream() {
                     exchange.complete();
                 }
-                Poll::Ready(Ok(res.map(|body| ResponseBody::new(body, exchange, grpc))))
+                Poll::Ready(Ok(res.map(|body| ResponseBody::new(body, exchange))))
             }
             Err(error) => {
                 exchange.fail_display(&error, std::any::type_name::<E>());

@@ -64,16 +64,13 @@ where
             .begin_http(req.method(), req.uri(), req.headers(), || {
                 peer_ip(req.extensions())
             });
-        // A gRPC call's outcome is its `grpc-status`, read from the response head or trailers
-        // (unsampled requests record nothing: `begin_http` only looks for sampled ones).
-        let grpc = exchange.is_grpc_call();
         if let Some(segment) = exchange.entity().filter(|s| s.is_sampled()) {
             self.on_request.on_request(&req, segment);
         }
         // Some services do work in `call` itself: make the segment current there too.
         let inner = &mut self.inner;
         let fut = exchange.sync_scope(|| inner.call(req));
-        ResponseFuture::new(fut, exchange, grpc, self.on_response.clone())
+        ResponseFuture::new(fut, exchange, self.on_response.clone())
     }
 }
 

@@ -112,9 +112,7 @@ impl ServerTracing {
         if self.is_off() {
             return self.begin_disabled(req.trace_header, head);
         }
-        let segment = self.begin_segment(req);
-        let grpc = segment.is_sampled() && req.is_grpc_call();
-        Exchange::server(segment).without_body(head).grpc_call(grpc)
+        server_exchange(self.begin_segment(req), head, req.is_grpc_call())
     }
 
     /// The SDK is disabled and W3C headers are not read: only an incoming `X-Amzn-Trace-Id`
@@ -191,9 +189,7 @@ impl ServerTracing {
                         grpc.set(req.is_grpc_call());
                         Some(self.http_request(recorder, req))
                     });
-                return Exchange::server(segment)
-                    .without_body(head)
-                    .grpc_call(grpc.get());
+                return server_exchange(segment, head, grpc.get());
             }
         }
         let req = IncomingRequest::from_parts(method, uri, headers);
@@ -201,8 +197,7 @@ impl ServerTracing {
             peer_ip: r.peer_ip.or_else(peer_ip),
             ..*r
         });
-        let grpc = segment.is_sampled() && req.is_grpc_call();
-        Exchange::server(segment).without_body(head).grpc_call(grpc)
+        server_exchange(segment, head, req.is_grpc_call())
     }
 
     /// Begins recording a request as a subsegment of `parent` instead of a segment of its own:
@@ -313,6 +308,14 @@ fn capped(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// The exchange of a server request: without a body for `HEAD`, a gRPC call when `grpc` (the
+/// request's content type says so) and the segment records anything (an unsampled one has no
+/// `grpc-status` to record).
+fn server_exchange(segment: Entity, head: bool, grpc: bool) -> Exchange {
+    let grpc = grpc && segment.is_sampled();
+    Exchange::server(segment).without_body(head).grpc_call(grpc)
 }
 
 pub(crate) fn request_block(
