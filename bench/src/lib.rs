@@ -23,7 +23,8 @@
 //!   `tracing` subscriber. Like the X-Ray layer it wraps the response future and body, so
 //!   it shows what any layer that sees the end of the body costs in axum.
 //! - `wrap` (axum only): no X-Ray; the `header` mode's fixed response header plus a response
-//!   body wrapped in a pass-through (`http-body-util`'s `map_frame` with the identity). The
+//!   body wrapped in a pass-through (`http-body-util`'s `map_err` with the identity, which
+//!   keeps the body's size hint, so the response still gets its `Content-Length`). The
 //!   floor for any layer that answers the trace header and follows the body to its end, as
 //!   the X-Ray layer must: axum boxes every response body a layer wraps.
 //!

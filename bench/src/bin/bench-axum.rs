@@ -76,8 +76,11 @@ fn main() {
         } else if mode == bench::Mode::Wrap {
             // One `Router::layer` call, as for the X-Ray layer: axum boxes each layer's
             // future, so two calls would add a box the X-Ray layer does not pay.
+            // `map_err` forwards the body's size hint, so axum still sets `Content-Length`
+            // as it does behind the X-Ray layer's body (`map_frame` would lose it and send the
+            // body chunked, a cheaper path than the one measured).
             app = app.layer((
-                MapResponseBodyLayer::new(|body: Body| body.map_frame(|f| f)),
+                MapResponseBodyLayer::new(|body: Body| body.map_err(|e| e)),
                 SetResponseHeaderLayer::overriding(
                     HeaderName::from_static("x-amzn-trace-id"),
                     HeaderValue::from_static(bench::FIXED_TRACE_HEADER),
