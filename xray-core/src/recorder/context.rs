@@ -1,11 +1,11 @@
 //! The current entity, carried across `.await` points.
 //!
 //! Adapters run each request's future inside [`scope`], so code anywhere below it finds the
-//! segment with [`current`] without passing it around. The scoped future lends its entity to a
-//! per-thread stack (its address: the entity stays in the future) for the duration of each
-//! poll and takes it off afterwards (the way `tokio::task_local!` and `tracing::Instrument`
-//! work), so it works on multi-threaded tokio, on actix's single-threaded runtime and under
-//! any executor. A `tracing` bridge can also make a span's subsegment current between its
+//! segment with [`current`] without passing it around. The scoped future lends its entity to
+//! its thread (its address, in a per-thread cell: the entity stays in the future) for the
+//! duration of each poll and takes it back afterwards (the way `tokio::task_local!` and
+//! `tracing::Instrument` work), so it works on multi-threaded tokio, on actix's
+//! single-threaded runtime and under any executor. A `tracing` bridge can also make a span's subsegment current between its
 //! enter and exit ([`enter`]).
 //!
 //! It does not flow into `tokio::spawn` by itself: wrap spawned futures with
@@ -42,50 +42,68 @@ use crate::entity::Entity;
 use crate::id::EntityId;
 
 thread_local! {
-    /// The entities made current on this thread, innermost last. Scopes push on entry and
-    /// remove their own entry on exit, so the stack only holds entities for the code that is
-    /// running right now on this thread.
-    static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    /// The entities [`enter`] made current on this thread, innermost last, each with the
+    /// [`SEQ`] number it was pushed with. Guards and [`exit`] remove their own entry, so the
+    /// stack only holds entities for the code that is running right now on this thread.
+    static STACK: RefCell<Vec<Owned>> = const { RefCell::new(Vec::new()) };
+
+    /// The innermost entity lent by [`lend`] (the scopes of futures, exchanges and bodies):
+    /// its address and its [`SEQ`] number. A plain `Cell` without a destructor, so a scope
+    /// costs a few loads and stores; each `lend` puts back the value it found when it ends.
+    static LENT: Cell<Lent> = const { Cell::new(Lent { entity: None, seq: 0 }) };
+
+    /// Numbers entries of both kinds in the order they were made current on this thread, so
+    /// that [`current`] knows which of the stack's top and the lent entity is innermost.
+    static SEQ: Cell<u64> = const { Cell::new(0) };
 
     /// How many scopes of requests served with the SDK disabled are running on this thread.
     /// A plain counter: no destructor, so reading it costs next to nothing.
     static DISABLED: Cell<u32> = const { Cell::new(0) };
 }
 
-/// One entry of the context stack.
-enum Entry {
-    /// An entity the stack holds itself, made current by [`enter`] or [`enter_unguarded`]
-    /// and taken off by its guard or [`exit`] (found by [`Entity::key`]).
-    Owned(Entity),
-    /// An entity that stays where it is (in a future, an exchange) while [`lend`] runs a call
-    /// with it current: the stack holds its address, and only that `lend` removes the entry.
-    Lent(NonNull<Entity>),
+/// An entity the stack holds itself, made current by [`enter`] or [`enter_unguarded`] and
+/// taken off by its guard or [`exit`] (found by [`Entity::key`]).
+struct Owned {
+    seq: u64,
+    entity: Entity,
 }
 
-impl Entry {
-    #[inline]
-    fn entity(&self) -> &Entity {
-        match self {
-            Entry::Owned(entity) => entity,
-            // SAFETY: a `Lent` entry is pushed by `lend` with the address of the entity in the
-            // `&mut Option<Entity>` it was given, and removed by `lend`'s `Unlend` guard when
-            // `lend` returns or unwinds; nothing else removes it, and the guard cannot be
-            // leaked (it is private to `lend`). For that whole time `lend` holds the exclusive
-            // borrow of the slot and does not touch it, and the only code it runs, `f`, cannot
-            // reach the slot, so the entity is neither moved, dropped nor written while the
-            // entry exists, and a shared reference to it is valid. The stack is thread-local,
-            // so the reference is only made on the thread whose `lend` is running.
-            #[allow(unsafe_code)]
-            Entry::Lent(entity) => unsafe { entity.as_ref() },
-        }
-    }
+/// The innermost lent entity of this thread, if any.
+#[derive(Clone, Copy)]
+struct Lent {
+    /// The address of an entity that stays where it is (in a future, an exchange) while
+    /// [`lend`] runs a call with it current.
+    entity: Option<NonNull<Entity>>,
+    seq: u64,
+}
 
-    /// An entry [`enter`] made for the entity with this key (lent entries are not removed
-    /// by key).
+impl Lent {
     #[inline]
-    fn is_owned(&self, key: (EntityId, usize)) -> bool {
-        matches!(self, Entry::Owned(e) if e.has_key(key))
+    fn entity(&self) -> Option<&Entity> {
+        // SAFETY: `LENT` holds an address only while the `lend` that stored it runs: `lend`
+        // stores the address of the entity in the `&mut Option<Entity>` it was given, and
+        // its `Restore` guard puts back the previous value when `lend` returns or unwinds.
+        // Nested `lend` calls restore in the reverse order they stored (each runs inside the
+        // call of the one before it), and the guard cannot be leaked (it is private to
+        // `lend`). For that whole time `lend` holds the exclusive borrow of the slot and does
+        // not touch it, and the only code it runs, `f`, cannot reach the slot, so the entity
+        // is neither moved, dropped nor written while the address is stored, and a shared
+        // reference to it is valid. The cell is thread-local, so the reference is only made
+        // on the thread whose `lend` is running; it does not outlive the caller's use of it
+        // within `current`.
+        #[allow(unsafe_code)]
+        self.entity.map(|e| unsafe { e.as_ref() })
     }
+}
+
+/// The next number in this thread's order of scopes.
+#[inline]
+fn next_seq() -> u64 {
+    SEQ.with(|s| {
+        let n = s.get() + 1;
+        s.set(n);
+        n
+    })
 }
 
 /// True while the code runs for a request served with the SDK disabled (inside a
@@ -121,20 +139,28 @@ impl Drop for DisabledMark {
 
 /// The entity the running code belongs to, if any.
 pub fn current() -> Option<Entity> {
+    let lent = LENT.with(Cell::get);
     STACK
-        .try_with(|s| s.borrow().last().map(|e| e.entity().clone()))
-        .ok()
-        .flatten()
+        .try_with(|s| match (s.borrow().last(), lent.entity()) {
+            // The innermost of the stack's top and the lent entity: the one made current last.
+            (Some(top), Some(lent_entity)) if top.seq < lent.seq => Some(lent_entity.clone()),
+            (Some(top), _) => Some(top.entity.clone()),
+            (None, lent_entity) => lent_entity.cloned(),
+        })
+        // The stack is gone (the thread is exiting): the lent entity is all there is.
+        .unwrap_or_else(|_| lent.entity().cloned())
 }
 
 /// True when some entity is current.
 pub fn has_current() -> bool {
-    STACK.try_with(|s| !s.borrow().is_empty()).unwrap_or(false)
+    LENT.with(Cell::get).entity.is_some()
+        || STACK.try_with(|s| !s.borrow().is_empty()).unwrap_or(false)
 }
 
 #[inline]
 fn push(entity: Entity) {
-    let _ = STACK.try_with(|s| s.borrow_mut().push(Entry::Owned(entity)));
+    let seq = next_seq();
+    let _ = STACK.try_with(|s| s.borrow_mut().push(Owned { seq, entity }));
 }
 
 /// Removes the innermost stack entry for `entity` and returns it.
@@ -154,20 +180,18 @@ fn remove_key(key: (EntityId, usize)) -> Option<Entity> {
 }
 
 /// Takes the innermost entry [`enter`] made with this key off `stack`: almost always the top
-/// one.
+/// one. Lent entities are not on the stack, so a guard for a clone of one never takes it.
 #[inline]
-fn take_entry(stack: &mut Vec<Entry>, key: (EntityId, usize)) -> Option<Entity> {
-    let entry = match stack.pop_if(|e| e.is_owned(key)) {
+fn take_entry(stack: &mut Vec<Owned>, key: (EntityId, usize)) -> Option<Entity> {
+    let mine = |e: &Owned| e.entity.has_key(key);
+    let entry = match stack.pop_if(|e| mine(e)) {
         Some(entry) => entry,
         None => {
-            let pos = stack.iter().rposition(|e| e.is_owned(key))?;
+            let pos = stack.iter().rposition(mine)?;
             stack.remove(pos)
         }
     };
-    match entry {
-        Entry::Owned(entity) => Some(entity),
-        Entry::Lent(_) => None,
-    }
+    Some(entry.entity)
 }
 
 /// Makes `entity` current until the returned guard drops. The guard stays on this thread.
@@ -253,11 +277,13 @@ pub(crate) fn lend<R>(slot: &mut Option<Entity>, f: impl FnOnce() -> R) -> R {
     let Some(entity) = slot.as_ref() else {
         return f();
     };
-    let entity = NonNull::from(entity);
-    let _ = STACK.try_with(|s| s.borrow_mut().push(Entry::Lent(entity)));
-    // Declared after the push: dropped when `f` returns or unwinds, while `slot` is still
-    // borrowed and untouched (the soundness of `Entry::entity` rests on this).
-    let _unlend = Unlend(entity);
+    let lent = Lent {
+        entity: Some(NonNull::from(entity)),
+        seq: next_seq(),
+    };
+    // Made right after the store: dropped when `f` returns or unwinds, while `slot` is still
+    // borrowed and untouched (the soundness of `Lent::entity` rests on this).
+    let _restore = Restore(LENT.with(|l| l.replace(lent)));
     f()
 }
 
@@ -317,23 +343,14 @@ impl<F: Future> Instrumented<F> {
     }
 }
 
-/// Takes a lent entity's entry off the stack when the call it was lent for ends, even by
-/// panic: the top entry almost always, searched for when scopes ended out of order above it.
-struct Unlend(NonNull<Entity>);
+/// Puts back the lent entity `lend` found when the call it lent its own for ends, even by
+/// panic.
+struct Restore(Lent);
 
-impl Drop for Unlend {
+impl Drop for Restore {
     #[inline]
     fn drop(&mut self) {
-        let lent = self.0;
-        let mine = |e: &Entry| matches!(e, Entry::Lent(p) if *p == lent);
-        let _ = STACK.try_with(|s| {
-            let mut stack = s.borrow_mut();
-            if stack.pop_if(|e| mine(e)).is_none() {
-                if let Some(pos) = stack.iter().rposition(mine) {
-                    stack.remove(pos);
-                }
-            }
-        });
+        LENT.with(|l| l.set(self.0));
     }
 }
 
@@ -451,5 +468,35 @@ mod tests {
             );
         });
         assert!(current().is_none());
+    }
+
+    #[test]
+    fn the_innermost_of_stack_and_lent_entity_is_current_whatever_order_scopes_end_in() {
+        let a = entity("a");
+        let b = entity("b");
+        let c = entity("c");
+        let e = entity("e");
+        let mut slot = Some(c.clone());
+        let mut outer = Some(a.clone());
+        lend(&mut outer, || {
+            assert!(current().unwrap().same_as(&a));
+            enter_unguarded(b.clone());
+            assert!(current().unwrap().same_as(&b), "entered after the lend");
+            lend(&mut slot, || {
+                assert!(current().unwrap().same_as(&c));
+                // `b`, entered before this lend, exits out of order while it runs; `e`,
+                // entered after it, is innermost although the stack is no deeper than before.
+                exit(&b);
+                assert!(current().unwrap().same_as(&c));
+                enter_unguarded(e.clone());
+                assert!(current().unwrap().same_as(&e));
+                exit(&e);
+                assert!(current().unwrap().same_as(&c));
+            });
+            assert!(current().unwrap().same_as(&a), "the outer lend is back");
+            assert!(has_current());
+        });
+        assert!(current().is_none());
+        assert!(!has_current());
     }
 }
