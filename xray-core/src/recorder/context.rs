@@ -5,8 +5,8 @@
 //! its thread (its address, in a per-thread cell: the entity stays in the future) for the
 //! duration of each poll and takes it back afterwards (the way `tokio::task_local!` and
 //! `tracing::Instrument` work), so it works on multi-threaded tokio, on actix's
-//! single-threaded runtime and under any executor. A `tracing` bridge can also make a span's subsegment current between its
-//! enter and exit ([`enter`]).
+//! single-threaded runtime and under any executor. A `tracing` bridge can also make a span's
+//! subsegment current between its enter and exit ([`enter`]).
 //!
 //! It does not flow into `tokio::spawn` by itself: wrap spawned futures with
 //! [`FutureExt::in_current_segment`].
@@ -343,8 +343,7 @@ impl<F: Future> Instrumented<F> {
     }
 }
 
-/// Puts back the lent entity `lend` found when the call it lent its own for ends, even by
-/// panic.
+/// Puts back the lent entity that `lend` replaced when the call ends, even by panic.
 struct Restore(Lent);
 
 impl Drop for Restore {
