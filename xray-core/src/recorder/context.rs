@@ -50,7 +50,7 @@ thread_local! {
     /// The innermost entity lent by [`lend`] (the scopes of futures, exchanges and bodies):
     /// its address and its [`SEQ`] number. A plain `Cell` without a destructor, so a scope
     /// costs a few loads and stores; each `lend` puts back the value it found when it ends.
-    static LENT: Cell<Lent> = const { Cell::new(Lent { entity: None, seq: 0 }) };
+    static LENT: Cell<Option<Lent>> = const { Cell::new(None) };
 
     /// Numbers entries of both kinds in the order they were made current on this thread, so
     /// that [`current`] knows which of the stack's top and the lent entity is innermost.
@@ -68,18 +68,18 @@ struct Owned {
     entity: Entity,
 }
 
-/// The innermost lent entity of this thread, if any.
+/// The innermost lent entity of this thread.
 #[derive(Clone, Copy)]
 struct Lent {
     /// The address of an entity that stays where it is (in a future, an exchange) while
     /// [`lend`] runs a call with it current.
-    entity: Option<NonNull<Entity>>,
+    entity: NonNull<Entity>,
     seq: u64,
 }
 
 impl Lent {
     #[inline]
-    fn entity(&self) -> Option<&Entity> {
+    fn entity(&self) -> &Entity {
         // SAFETY: `LENT` holds an address only while the `lend` that stored it runs: `lend`
         // stores the address of the entity in the `&mut Option<Entity>` it was given, and
         // its `Restore` guard puts back the previous value when `lend` returns or unwinds.
@@ -92,7 +92,9 @@ impl Lent {
         // on the thread whose `lend` is running; it does not outlive the caller's use of it
         // within `current`.
         #[allow(unsafe_code)]
-        self.entity.map(|e| unsafe { e.as_ref() })
+        unsafe {
+            self.entity.as_ref()
+        }
     }
 }
 
@@ -141,20 +143,19 @@ impl Drop for DisabledMark {
 pub fn current() -> Option<Entity> {
     let lent = LENT.with(Cell::get);
     STACK
-        .try_with(|s| match (s.borrow().last(), lent.entity()) {
+        .try_with(|s| match (s.borrow().last(), lent) {
             // The innermost of the stack's top and the lent entity: the one made current last.
-            (Some(top), Some(lent_entity)) if top.seq < lent.seq => Some(lent_entity.clone()),
+            (Some(top), Some(lent)) if top.seq < lent.seq => Some(lent.entity().clone()),
             (Some(top), _) => Some(top.entity.clone()),
-            (None, lent_entity) => lent_entity.cloned(),
+            (None, lent) => lent.map(|l| l.entity().clone()),
         })
         // The stack is gone (the thread is exiting): the lent entity is all there is.
-        .unwrap_or_else(|_| lent.entity().cloned())
+        .unwrap_or_else(|_| lent.map(|l| l.entity().clone()))
 }
 
 /// True when some entity is current.
 pub fn has_current() -> bool {
-    LENT.with(Cell::get).entity.is_some()
-        || STACK.try_with(|s| !s.borrow().is_empty()).unwrap_or(false)
+    LENT.with(Cell::get).is_some() || STACK.try_with(|s| !s.borrow().is_empty()).unwrap_or(false)
 }
 
 #[inline]
@@ -278,12 +279,12 @@ pub(crate) fn lend<R>(slot: &mut Option<Entity>, f: impl FnOnce() -> R) -> R {
         return f();
     };
     let lent = Lent {
-        entity: Some(NonNull::from(entity)),
+        entity: NonNull::from(entity),
         seq: next_seq(),
     };
     // Made right after the store: dropped when `f` returns or unwinds, while `slot` is still
     // borrowed and untouched (the soundness of `Lent::entity` rests on this).
-    let _restore = Restore(LENT.with(|l| l.replace(lent)));
+    let _restore = Restore(LENT.with(|l| l.replace(Some(lent))));
     f()
 }
 
@@ -344,7 +345,7 @@ impl<F: Future> Instrumented<F> {
 }
 
 /// Puts back the lent entity that `lend` replaced when the call ends, even by panic.
-struct Restore(Lent);
+struct Restore(Option<Lent>);
 
 impl Drop for Restore {
     #[inline]
