@@ -27,6 +27,10 @@
 //!   keeps the body's size hint, so the response still gets its `Content-Length`). The
 //!   floor for any layer that answers the trace header and follows the body to its end, as
 //!   the X-Ray layer must: axum boxes every response body a layer wraps.
+//! - `minimal` (axum only): no X-Ray layer; a middleware written for the benchmark
+//!   ([`minimal`]) that does by hand only what X-Ray asks of every unsampled request without
+//!   a trace header: new ids, the `Root=` response header, the ids current while the
+//!   handler and the body are polled. The floor under `unsampled`.
 //!
 //! `scripts/bench-load` runs them under `wrk` and prints the comparison.
 
@@ -60,6 +64,8 @@ pub enum Mode {
     TraceLayer,
     /// No X-Ray; the fixed response header and a pass-through body wrapper (axum only).
     Wrap,
+    /// No X-Ray layer; the least an unsampled request needs, by hand (axum only).
+    Minimal,
 }
 
 /// Reads `MODE ADDR` from the command line.
@@ -78,9 +84,10 @@ pub fn args() -> (Mode, String) {
         Some("disabled") => Mode::Disabled,
         Some("tracelayer") => Mode::TraceLayer,
         Some("wrap") => Mode::Wrap,
+        Some("minimal") => Mode::Minimal,
         other => {
             eprintln!(
-                "usage: bench-<server> bare|header|sampled|absent|otlp|xray-api|otel|default|unsampled|disabled|tracelayer|wrap ADDR (got {other:?})"
+                "usage: bench-<server> bare|header|sampled|absent|otlp|xray-api|otel|default|unsampled|disabled|tracelayer|wrap|minimal ADDR (got {other:?})"
             );
             std::process::exit(2)
         }
@@ -96,7 +103,9 @@ pub const FIXED_TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793";
 pub fn recorder(mode: Mode) -> Option<Recorder> {
     let b = Recorder::builder().service_name("bench");
     let r = match mode {
-        Mode::Bare | Mode::Header | Mode::TraceLayer | Mode::Otel | Mode::Wrap => return None,
+        Mode::Bare | Mode::Header | Mode::TraceLayer | Mode::Otel | Mode::Wrap | Mode::Minimal => {
+            return None
+        }
         Mode::Sampled | Mode::Absent => b.sampler(AlwaysSample).build(),
         Mode::Otlp => b
             .sampler(AlwaysSample)
@@ -119,6 +128,8 @@ pub fn recorder(mode: Mode) -> Option<Recorder> {
     };
     Some(r.expect("valid benchmark configuration"))
 }
+
+pub mod minimal;
 
 pub mod otel {
     //! The `otel` mode: a hello-world traced the way an OpenTelemetry user traces it, with

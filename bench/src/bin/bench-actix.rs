@@ -72,8 +72,11 @@ async fn hello() -> &'static str {
 
 fn main() -> std::io::Result<()> {
     let (mode, addr) = bench::args();
-    if mode == bench::Mode::TraceLayer {
-        eprintln!("tracelayer mode is for axum only (tower-http's TraceLayer is a tower layer)");
+    if matches!(
+        mode,
+        bench::Mode::TraceLayer | bench::Mode::Wrap | bench::Mode::Minimal
+    ) {
+        eprintln!("the {mode:?} mode is for axum only (its middleware is a tower layer)");
         std::process::exit(2);
     }
     if mode == bench::Mode::Otel {

@@ -1,6 +1,7 @@
 //! axum hello-world on a single-threaded runtime, with or without the X-Ray layer (or, in
 //! `header` mode, only a middleware that adds a fixed trace header, and in `wrap` mode that
-//! and a pass-through response body; in `tracelayer` mode,
+//! and a pass-through response body; in `minimal` mode, the least an unsampled request needs,
+//! written by hand; in `tracelayer` mode,
 //! tower-http's `TraceLayer`; in `otel` mode, the OpenTelemetry SDK through a small
 //! middleware).
 
@@ -86,6 +87,8 @@ fn main() {
                     HeaderValue::from_static(bench::FIXED_TRACE_HEADER),
                 ),
             ));
+        } else if mode == bench::Mode::Minimal {
+            app = app.layer(bench::minimal::MinimalLayer);
         } else if mode == bench::Mode::TraceLayer {
             app = app.layer(tower_http::trace::TraceLayer::new_for_http());
         } else if mode == bench::Mode::Otel {
