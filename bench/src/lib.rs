@@ -32,7 +32,9 @@
 //!   a trace header: new ids, the `Root=` response header, the ids current while the
 //!   handler and the body are polled. The floor under `unsampled`.
 //!
-//! `scripts/bench-load` runs them under `wrk` and prints the comparison.
+//! `scripts/bench-load` runs them under `wrk` and prints the comparison. `bench-inproc` serves
+//! the axum modes without sockets, for counts that repeat to the instruction
+//! (`scripts/bench-instructions inproc`).
 
 use xray_core::sampling::{AlwaysSample, LocalSampler, NeverSample};
 use xray_core::Recorder;
@@ -68,8 +70,9 @@ pub enum Mode {
     Minimal,
 }
 
-/// Reads `MODE ADDR` from the command line.
-pub fn args() -> (Mode, String) {
+/// Reads `MODE ARG` from the command line: the mode, and the second argument (`default` when
+/// absent). Exits with a usage message naming `what` (the second argument) on a bad mode.
+pub fn args_with(what: &str, default: &str) -> (Mode, String) {
     let mut a = std::env::args().skip(1);
     let mode = match a.next().as_deref() {
         Some("bare") => Mode::Bare,
@@ -87,13 +90,18 @@ pub fn args() -> (Mode, String) {
         Some("minimal") => Mode::Minimal,
         other => {
             eprintln!(
-                "usage: bench-<server> bare|header|sampled|absent|otlp|xray-api|otel|default|unsampled|disabled|tracelayer|wrap|minimal ADDR (got {other:?})"
+                "usage: bench-<server> bare|header|sampled|absent|otlp|xray-api|otel|default|unsampled|disabled|tracelayer|wrap|minimal {what} (got {other:?})"
             );
             std::process::exit(2)
         }
     };
-    let addr = a.next().unwrap_or_else(|| "127.0.0.1:8089".into());
-    (mode, addr)
+    let arg = a.next().unwrap_or_else(|| default.into());
+    (mode, arg)
+}
+
+/// Reads `MODE ADDR` from the command line.
+pub fn args() -> (Mode, String) {
+    args_with("ADDR", "127.0.0.1:8089")
 }
 
 /// The value the `header` mode answers: what the layer would send, fixed.
@@ -129,6 +137,7 @@ pub fn recorder(mode: Mode) -> Option<Recorder> {
     Some(r.expect("valid benchmark configuration"))
 }
 
+pub mod axum_app;
 pub mod minimal;
 
 pub mod otel {
