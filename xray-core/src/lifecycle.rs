@@ -520,8 +520,11 @@ impl Exchange {
 
     /// Ends the exchange as completed: the body was fully sent (server), the response head
     /// arrived (client), or the body the client waited for ended.
+    #[inline]
     pub fn complete(&mut self) {
-        self.end(Ending::Completed);
+        if self.entity.is_some() {
+            self.end(Ending::Completed);
+        }
     }
 
     /// Records the response head and completes: a client's whole job when the head arrives.
@@ -595,16 +598,23 @@ impl Exchange {
 
     /// Ends the exchange the way `ending` says. Later calls do nothing.
     pub fn end(&mut self, ending: Ending<'_>) {
+        match &self.entity {
+            None => return,
+            // Nothing recorded, nothing to end: only the handle to let go of (in place).
+            Some(entity) if !entity.is_sampled() => {
+                self.entity = None;
+                return;
+            }
+            Some(_) => {}
+        }
         let Some(entity) = self.entity.take() else {
             return;
         };
-        if entity.is_sampled() {
-            // Whatever the ending, the bytes that did go out are recorded.
-            if let Some(n) = self.counted.take() {
-                entity.set_content_length(n);
-            }
-            ending.apply(&entity);
+        // Whatever the ending, the bytes that did go out are recorded.
+        if let Some(n) = self.counted.take() {
+            entity.set_content_length(n);
         }
+        ending.apply(&entity);
         entity.end();
     }
 }

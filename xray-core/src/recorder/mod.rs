@@ -347,6 +347,9 @@ impl Recorder {
                 _ => self.inner.sampler.sample(request),
             },
         };
+        if header.is_none() && tracestate.is_none() && !sampled {
+            return Entity::new_light_segment(self.clone(), TraceId::new());
+        }
         let (trace_id, parent_id, extra) = match header {
             Some(h) if h.root.is_some() => (h.root.unwrap_or_default(), h.parent, h.extra.clone()),
             Some(h) => (TraceId::new(), None, h.extra.clone()),

@@ -149,6 +149,26 @@ impl Entity {
         }
     }
 
+    /// An unsampled segment of a new trace, with nothing carried from an incoming header: what
+    /// most requests get under the default rule, built without the general path's parameters.
+    #[inline]
+    pub(crate) fn new_light_segment(recorder: Recorder, trace_id: TraceId) -> Entity {
+        let id = EntityId::new();
+        Entity {
+            trace: TraceRef::Light(Light {
+                recorder,
+                trace_id,
+                segment_id: id,
+                sampled_requested: false,
+                carried: None,
+            }),
+            idx: ROOT,
+            id,
+            kind: EntityKind::Segment,
+            sampled: false,
+        }
+    }
+
     /// The shared tree of a sampled segment: one allocation, the segment's document started
     /// now.
     #[inline(never)]
