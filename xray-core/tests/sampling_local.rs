@@ -143,3 +143,62 @@ fn sqs_attribute_with_sampled_10_is_not_sampled() {
     ))));
     assert!(sqs_message_sampled(Some(&format!("Root={ROOT};Sampled=1"))));
 }
+
+/// Says yes to every other request and counts how often it was asked.
+#[derive(Debug, Default)]
+struct Alternating {
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl Sampler for Alternating {
+    fn should_sample(&self, _: &SamplingRequest<'_>) -> xray_core::sampling::SamplingDecision {
+        let n = self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        xray_core::sampling::SamplingDecision::new(n % 2 == 0)
+    }
+    fn reads_request(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_server_asks_the_sampler_once_per_request_it_must_decide_and_never_for_decided_ones() {
+    let sampler = Arc::new(Alternating::default());
+    let (r, e) = recorder(sampler.clone(), IncomingSampled::Trust);
+    let tracing = xray_core::http::ServerTracing::new("svc").with_recorder(r.clone());
+    let asked = || sampler.asked.load(std::sync::atomic::Ordering::SeqCst);
+    let serve = |trace_header: Option<String>| {
+        let mut req = http::Request::builder().uri("http://svc.example/");
+        if let Some(h) = trace_header {
+            req = req.header("x-amzn-trace-id", h);
+        }
+        let req = req.body(()).unwrap();
+        let mut exchange = tracing.begin_http(req.method(), req.uri(), req.headers(), || None);
+        let sampled = exchange.is_sampled();
+        let answer = exchange.response_header().unwrap();
+        exchange.finish(200, Some(0));
+        (sampled, answer)
+    };
+    // No header: the sampler decides, one call each; yes, no, yes, no.
+    let decided: Vec<bool> = (0..4).map(|_| serve(None).0).collect();
+    assert_eq!(decided, [true, false, true, false]);
+    assert_eq!(asked(), 4);
+    // `Sampled=?` and a header without a decision: asked once each, answered with `Sampled=`
+    // only when the caller asked for it.
+    let (yes, answer) = serve(Some(format!("Root={ROOT};Sampled=?")));
+    assert!(yes);
+    assert_eq!(answer, format!("Root={ROOT};Sampled=1"));
+    let (no, answer) = serve(Some(format!("Root={ROOT}")));
+    assert!(!no);
+    assert_eq!(answer, format!("Root={ROOT}"));
+    assert_eq!(asked(), 6);
+    // The caller decided: the sampler is not asked.
+    assert!(serve(Some(format!("Root={ROOT};Sampled=1"))).0);
+    assert!(!serve(Some(format!("Root={ROOT};Sampled=0"))).0);
+    assert_eq!(asked(), 6);
+    r.flush(Duration::from_secs(1));
+    assert_eq!(
+        e.documents().len(),
+        4,
+        "2 decided here, `Sampled=?` and `Sampled=1`"
+    );
+}

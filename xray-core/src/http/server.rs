@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use crate::document::{HttpRequest, SmolStr};
 use crate::entity::Entity;
 use crate::header::TraceHeader;
+use crate::id::TraceId;
 use crate::lifecycle::Exchange;
 use crate::naming::DynamicNaming;
 use crate::recorder::Recorder;
@@ -178,10 +179,16 @@ impl ServerTracing {
                     .tracing_name_override()
                     .unwrap_or(self.naming.fallback());
                 let sampling = SamplingRequest::new(name).method(Some(method.as_str()));
+                let sampled = recorder.decide(header.as_ref().and_then(|h| h.sampled), &sampling);
+                if !sampled && header.is_none() {
+                    // Most requests under the default rule: a new trace that records nothing.
+                    let segment = Entity::new_light_segment(recorder.clone(), TraceId::new());
+                    return Exchange::server(segment).without_body(head);
+                }
                 // Read with the other headers of a sampled request, in the same pass.
                 let grpc = std::cell::Cell::new(false);
                 let segment =
-                    recorder.begin_segment_w3c(name, header.as_ref(), &sampling, None, || {
+                    recorder.begin_segment_decided(name, header.as_ref(), sampled, None, || {
                         let req = IncomingRequest {
                             peer_ip: peer_ip(),
                             ..IncomingRequest::from_parts(method, uri, headers)

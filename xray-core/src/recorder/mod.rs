@@ -331,8 +331,15 @@ impl Recorder {
         tracestate: Option<&str>,
         http: impl FnOnce() -> Option<HttpRequest>,
     ) -> Entity {
-        let incoming = header.and_then(|h| h.sampled);
-        let sampled = match (incoming, &self.inner.incoming_sampled) {
+        let sampled = self.decide(header.and_then(|h| h.sampled), request);
+        self.begin_segment_decided(name, header, sampled, tracestate, http)
+    }
+
+    /// Whether a request is sampled, given the caller's `Sampled=` and, when the caller did
+    /// not decide, the sampler's answer. Asks the sampler at most once (its reservoirs and
+    /// statistics count each call).
+    pub(crate) fn decide(&self, incoming: Option<Sampled>, request: &SamplingRequest<'_>) -> bool {
+        match (incoming, &self.inner.incoming_sampled) {
             _ if !self.inner.enabled => false,
             (Some(Sampled::No), _) => false,
             (Some(Sampled::Yes), IncomingSampled::Trust) => true,
@@ -346,7 +353,18 @@ impl Recorder {
                 }
                 _ => self.inner.sampler.sample(request),
             },
-        };
+        }
+    }
+
+    /// [`begin_segment_w3c`](Self::begin_segment_w3c) once the decision is made.
+    pub(crate) fn begin_segment_decided(
+        &self,
+        name: &str,
+        header: Option<&TraceHeader>,
+        sampled: bool,
+        tracestate: Option<&str>,
+        http: impl FnOnce() -> Option<HttpRequest>,
+    ) -> Entity {
         if header.is_none() && tracestate.is_none() && !sampled {
             return Entity::new_light_segment(self.clone(), TraceId::new());
         }
@@ -362,7 +380,7 @@ impl Recorder {
                 trace_id,
                 parent_id,
                 sampled,
-                sampled_requested: incoming == Some(Sampled::Requested),
+                sampled_requested: header.and_then(|h| h.sampled) == Some(Sampled::Requested),
                 extra,
                 tracestate: tracestate.map(Box::from),
                 facade: false,
