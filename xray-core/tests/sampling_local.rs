@@ -153,7 +153,7 @@ struct Alternating {
 impl Sampler for Alternating {
     fn should_sample(&self, _: &SamplingRequest<'_>) -> xray_core::sampling::SamplingDecision {
         let n = self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        xray_core::sampling::SamplingDecision::new(n % 2 == 0)
+        xray_core::sampling::SamplingDecision::new(n.is_multiple_of(2))
     }
     fn reads_request(&self) -> bool {
         false
