@@ -379,8 +379,8 @@ impl Exchange {
     /// a response body's poll runs in.
     #[inline]
     pub fn catch_panic_in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        if self.entity.is_none() {
-            // Nothing to record a panic on.
+        if !self.is_sampled() {
+            // Nothing to record a panic on (the exchange has ended, or records nothing).
             return self.sync_scope(f);
         }
         let polled = {
