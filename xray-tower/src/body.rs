@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
@@ -56,10 +56,14 @@ where
         let this = self.project();
         let mut inner = this.inner;
         let exchange = this.exchange;
-        let result = ready!(exchange.catch_panic_in_scope(|| inner.as_mut().poll_frame(cx)));
-        let grpc = exchange.is_grpc_call();
-        record_frame(exchange, &result, grpc, || inner.is_end_stream());
-        Poll::Ready(result)
+        // The poll is returned as it came (no unwrapping and wrapping again): a frame is large
+        // enough that each move of it shows.
+        let poll = exchange.catch_panic_in_scope(|| inner.as_mut().poll_frame(cx));
+        if let Poll::Ready(result) = &poll {
+            let grpc = exchange.is_grpc_call();
+            record_frame(exchange, result, grpc, || inner.is_end_stream());
+        }
+        poll
     }
 
     #[inline]
