@@ -53,8 +53,20 @@ async fn otel_span(req: Request, next: Next) -> Response {
     response
 }
 
-/// The router of `mode`: `GET /` answers `ok`, with the mode's middleware. Call
-/// [`crate::otel::init`] first for the `otel` mode.
+/// The single-threaded runtime the axum modes run on, made after what `mode` needs set up
+/// first (the `otel` exporter makes its blocking HTTP client before any runtime exists).
+pub fn runtime(mode: Mode) -> tokio::runtime::Runtime {
+    if mode == Mode::Otel {
+        crate::otel::init();
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The router of `mode`: `GET /` answers `ok`, with the mode's middleware. Run it on
+/// [`runtime`], which sets up the `otel` mode.
 pub fn router(mode: Mode) -> Router {
     let mut app = Router::new().route("/", get(|| async { "ok" }));
     if let Some(r) = crate::recorder(mode) {

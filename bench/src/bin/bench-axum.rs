@@ -7,14 +7,7 @@
 
 fn main() {
     let (mode, addr) = bench::args();
-    if mode == bench::Mode::Otel {
-        // Before the runtime: the exporter makes its blocking HTTP client here.
-        bench::otel::init();
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench::axum_app::runtime(mode);
     rt.block_on(async move {
         let app = bench::axum_app::router(mode);
         let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");

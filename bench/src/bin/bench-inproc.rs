@@ -17,13 +17,7 @@ fn main() {
         eprintln!("REQUESTS must be a number (got {n:?})");
         std::process::exit(2)
     };
-    if mode == bench::Mode::Otel {
-        bench::otel::init();
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench::axum_app::runtime(mode);
     rt.block_on(async move {
         // As `axum::serve` does: routes are made ready once, not per request.
         let app = bench::axum_app::router(mode).with_state::<()>(());
