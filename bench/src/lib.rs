@@ -16,6 +16,9 @@
 //!   request made by a small middleware (see [`otel`]), exported by OpenTelemetry's own
 //!   OTLP/HTTP protobuf exporter to `OTEL_EXPORTER_OTLP_ENDPOINT`;
 //! - `default`: the X-Ray layer with the default sampling rule (1/s, then 5 %);
+//! - `centralized`: the X-Ray layer with the recorder's own default sampler, centralized
+//!   sampling through the daemon, as `XRayLayer::new` gets it; the benchmarks' daemon stand-in
+//!   serves no sampling rules, so the sampler's local default rule (1/s, then 5 %) decides;
 //! - `unsampled`: the X-Ray layer, no request sampled: the path the default rule takes for
 //!   95 % of requests, measured alone;
 //! - `disabled`: the X-Ray layer with the SDK disabled;
@@ -58,6 +61,8 @@ pub enum Mode {
     Otel,
     /// X-Ray, default sampling rule.
     Default,
+    /// X-Ray, the recorder's default (centralized) sampler.
+    Centralized,
     /// X-Ray, no request sampled.
     Unsampled,
     /// X-Ray layer present, SDK disabled.
@@ -83,6 +88,7 @@ pub fn args_with(what: &str, default: &str) -> (Mode, String) {
         Some("xray-api") => Mode::XRayApi,
         Some("otel") => Mode::Otel,
         Some("default") => Mode::Default,
+        Some("centralized") => Mode::Centralized,
         Some("unsampled") => Mode::Unsampled,
         Some("disabled") => Mode::Disabled,
         Some("tracelayer") => Mode::TraceLayer,
@@ -90,7 +96,7 @@ pub fn args_with(what: &str, default: &str) -> (Mode, String) {
         Some("minimal") => Mode::Minimal,
         other => {
             eprintln!(
-                "usage: bench-<server> bare|header|sampled|absent|otlp|xray-api|otel|default|unsampled|disabled|tracelayer|wrap|minimal {what} (got {other:?})"
+                "usage: bench-<server> bare|header|sampled|absent|otlp|xray-api|otel|default|centralized|unsampled|disabled|tracelayer|wrap|minimal {what} (got {other:?})"
             );
             std::process::exit(2)
         }
@@ -131,6 +137,7 @@ pub fn recorder(mode: Mode) -> Option<Recorder> {
             )
             .build(),
         Mode::Default => b.sampler(LocalSampler::default()).build(),
+        Mode::Centralized => b.build(),
         Mode::Unsampled => b.sampler(NeverSample).build(),
         Mode::Disabled => b.enabled(false).build(),
     };

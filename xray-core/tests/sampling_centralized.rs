@@ -728,3 +728,75 @@ fn an_absent_daemon_costs_one_warning_not_one_per_poll() {
         warnings.0.lock().unwrap()
     );
 }
+
+#[test]
+fn a_server_reads_the_request_for_sampling_only_while_the_rules_look_at_it() {
+    let d = FakeDaemon::start();
+    d.on_rules(|_| Reply::Json(200, rules_page(vec![rule("Default", 10000, 1.0, 0, "*")])));
+    // The tests' usual fallback has a rule of its own (on any path): it reads the request.
+    assert!(sampler(&d, &manual_clock()).reads_request());
+    let s = Arc::new(
+        CentralizedSampler::new(&d.address(), LocalSampler::new(0, 0.0))
+            .with_timeout(Duration::from_millis(500))
+            .with_rules_interval(Duration::from_secs(3600))
+            .with_targets_interval(Duration::from_secs(3600)),
+    );
+    assert!(
+        !s.reads_request(),
+        "a fallback with only its default rule does not"
+    );
+    let emitter = MemoryEmitter::new();
+    let recorder = Recorder::builder()
+        .sampler_arc(s.clone())
+        .emitter(emitter.clone())
+        .ignore_env()
+        .build()
+        .unwrap();
+    let tracing = xray_core::http::ServerTracing::new("svc").with_recorder(recorder.clone());
+    let serve = |path: &str| {
+        let req = http::Request::builder()
+            .uri(format!("http://shop.example{path}"))
+            .body(())
+            .unwrap();
+        let mut exchange = tracing.begin_http(req.method(), req.uri(), req.headers(), || None);
+        let sampled = exchange.is_sampled();
+        exchange.finish(200, Some(2));
+        sampled
+    };
+
+    // X-Ray's default rule alone does not look at the request.
+    assert!(s.refresh_rules_now());
+    assert!(!s.reads_request());
+    assert!(serve("/other"), "the Default rule samples everything here");
+
+    // A rule on the path: the server now reads it, and the decision follows it.
+    d.on_rules(|_| {
+        Reply::Json(
+            200,
+            rules_page(vec![
+                rule("Default", 10000, 0.0, 0, "*"),
+                rule("api", 1, 1.0, 0, "/api/*"),
+            ]),
+        )
+    });
+    assert!(s.refresh_rules_now());
+    assert!(s.reads_request());
+    assert!(serve("/api/orders"));
+    assert!(!serve("/other"));
+
+    recorder.flush(Duration::from_secs(1));
+    let urls: Vec<String> = emitter
+        .documents()
+        .iter()
+        .filter_map(|d| d.http.request.as_ref()?.url.clone())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "http://shop.example/other",
+            "http://shop.example/api/orders"
+        ],
+        "sampled requests record their URL on either path"
+    );
+    s.stop();
+}

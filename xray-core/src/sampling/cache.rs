@@ -61,6 +61,12 @@ pub(crate) struct CentralRule {
 }
 
 impl CentralRule {
+    /// Whether the rule looks at the request's host, method or path (a pattern other than `*`).
+    fn reads_request(&self) -> bool {
+        let [_, _, host, method, path] = &self.patterns;
+        !(host.is_any() && method.is_any() && path.is_any())
+    }
+
     fn matches(&self, r: &SamplingRequest<'_>) -> bool {
         let [service, service_type, host, method, path] = &self.patterns;
         service.matches(Some(r.service_name))
@@ -164,6 +170,11 @@ impl RuleSet {
 
     pub(crate) fn names(&self) -> Vec<String> {
         self.rules.iter().map(|r| r.def.rule_name.clone()).collect()
+    }
+
+    /// Whether any rule looks at the request's host, method or path.
+    pub(crate) fn reads_request(&self) -> bool {
+        self.rules.iter().any(|r| r.reads_request())
     }
 
     /// The index and decision of the first matching rule, or `None` when no rule matches.

@@ -79,6 +79,9 @@ struct Shared {
     random: Arc<dyn RandomSource>,
     rules: RwLock<(u64, Arc<RuleSet>)>,
     generation: AtomicU64,
+    /// Whether the current rules or the fallback look at the request's host, method or path
+    /// (see [`Sampler::reads_request`]); set with each new rule set.
+    reads_request: std::sync::atomic::AtomicBool,
     last_fetch: Mutex<Option<Timestamp>>,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -147,6 +150,8 @@ impl CentralizedSampler {
     /// A sampler asking the daemon's TCP address, deciding with `fallback` until the daemon
     /// first answers. Call [`start`](Self::start) to begin polling.
     pub fn new(daemon: &DaemonAddress, fallback: LocalSampler) -> Self {
+        // No rules yet: the fallback decides.
+        let reads_request = std::sync::atomic::AtomicBool::new(fallback.reads_request());
         Self {
             shared: Arc::new(Shared {
                 id: next_owner_id(),
@@ -162,6 +167,7 @@ impl CentralizedSampler {
                 random: Arc::new(FastRandom),
                 rules: RwLock::new((0, Arc::new(RuleSet::default()))),
                 generation: AtomicU64::new(0),
+                reads_request,
                 last_fetch: Mutex::new(None),
                 stop: Mutex::new(false),
                 wake: Condvar::new(),
@@ -328,6 +334,14 @@ impl Sampler for CentralizedSampler {
 
     fn sample(&self, request: &SamplingRequest<'_>) -> bool {
         self.decide(request, false).sampled
+    }
+
+    /// Whether the rules in use (or, before any arrived, the local fallback rules) look at
+    /// the host, method or path. X-Ray's default rule alone does not: then the server
+    /// adapters skip reading them. A request decided while new rules are being installed may
+    /// be asked about with the previous answer.
+    fn reads_request(&self) -> bool {
+        self.shared.reads_request.load(Ordering::Acquire)
     }
 
     fn shutdown(&self) {
@@ -567,6 +581,10 @@ impl Shared {
             let mut g = self.rules.write().unwrap_or_else(|p| p.into_inner());
             let set = Arc::new(RuleSet::new(defs, &g.1));
             let generation = g.0 + 1;
+            self.reads_request.store(
+                set.reads_request() || self.fallback.reads_request(),
+                Ordering::Release,
+            );
             *g = (generation, set);
             self.generation.store(generation, Ordering::Release);
         }
