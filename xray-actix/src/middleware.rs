@@ -157,7 +157,16 @@ where
             return ResponseFuture::new(fut, Exchange::default());
         }
 
-        let mut exchange = self.tracing.begin(&incoming(&req));
+        // The trace header and the method decide most requests; the rest of the request is
+        // read only when something needs it (a sampled request, rules on the host or path).
+        let trace_header = req
+            .headers()
+            .iter()
+            .find(|(name, _)| name.as_str() == xray_core::header::HEADER_NAME)
+            .map(|(_, value)| value.as_bytes());
+        let mut exchange = self
+            .tracing
+            .begin_lazy(trace_header, req.method().as_str(), || incoming(&req));
         if let Some(segment) = exchange.entity() {
             req.extensions_mut().insert(segment.clone());
         }

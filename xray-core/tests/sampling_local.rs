@@ -202,3 +202,69 @@ fn a_server_asks_the_sampler_once_per_request_it_must_decide_and_never_for_decid
         "2 decided here, `Sampled=?` and `Sampled=1`"
     );
 }
+
+#[test]
+fn begin_lazy_reads_the_request_only_when_something_needs_it() {
+    use xray_core::http::{IncomingRequest, ServerTracing};
+    let reads = std::cell::Cell::new(0);
+    let read = || {
+        reads.set(reads.get() + 1);
+        IncomingRequest {
+            method: "GET",
+            host: Some("shop.example"),
+            path_and_query: "/checkout/pay?card=1",
+            ..IncomingRequest::default()
+        }
+    };
+
+    // A sampler that only needs the trace header: read for sampled requests alone.
+    let sampler = Arc::new(Alternating::default());
+    let (r, e) = recorder(sampler.clone(), IncomingSampled::Trust);
+    let tracing = ServerTracing::new("svc").with_recorder(r.clone());
+    let served: Vec<bool> = (0..4)
+        .map(|_| {
+            let mut x = tracing.begin_lazy(None, "GET", read);
+            let sampled = x.is_sampled();
+            x.finish(200, Some(0));
+            sampled
+        })
+        .collect();
+    assert_eq!(served, [true, false, true, false]);
+    assert_eq!(reads.get(), 2, "only the two sampled requests were read");
+    r.flush(Duration::from_secs(1));
+    let urls: Vec<_> = e
+        .documents()
+        .iter()
+        .map(|d| d.http.request.as_ref().and_then(|h| h.url.clone()))
+        .collect();
+    assert_eq!(
+        urls,
+        vec![Some("http://shop.example/checkout/pay".to_string()); 2]
+    );
+
+    // A caller that decided, on an unsampled trace: not read at all.
+    reads.set(0);
+    let header = format!("Root={ROOT};Sampled=0");
+    let mut x = tracing.begin_lazy(Some(header.as_bytes()), "GET", read);
+    assert!(!x.is_sampled());
+    assert_eq!(x.response_header().unwrap(), format!("Root={ROOT}"));
+    x.finish(200, Some(0));
+    assert_eq!(reads.get(), 0);
+
+    // Rules on the path: read before deciding, every time, and the rule sees the path.
+    reads.set(0);
+    let ruled = LocalSampler::new(0, 0.0)
+        .with_rule(xray_core::sampling::LocalRule::new(100, 0.0).url_path("/checkout/*"));
+    let (r, _) = recorder(ruled, IncomingSampled::Trust);
+    let tracing = ServerTracing::new("svc").with_recorder(r);
+    let mut x = tracing.begin_lazy(None, "GET", read);
+    assert!(x.is_sampled(), "the path rule matched");
+    x.finish(200, Some(0));
+    assert_eq!(reads.get(), 1);
+    // The trace header given to `begin_lazy` counts on this path too, not `read`'s.
+    let mut x = tracing.begin_lazy(Some(header.as_bytes()), "GET", read);
+    assert!(!x.is_sampled(), "the caller's Sampled=0 holds");
+    assert_eq!(x.response_header().unwrap(), format!("Root={ROOT}"));
+    x.finish(200, Some(0));
+    assert_eq!(reads.get(), 2);
+}

@@ -116,6 +116,71 @@ impl ServerTracing {
         server_exchange(self.begin_segment(req), head, req.is_grpc_call())
     }
 
+    /// Like [`begin`](Self::begin), reading the request only when something needs more than
+    /// its trace header and method: `trace_header` is the raw `X-Amzn-Trace-Id` value,
+    /// `method` the method, and `read` describes the rest of the request (its `trace_header`
+    /// is not read: the one given here is). `read` is called for a
+    /// sampled request (to record `http.request`), or before deciding when dynamic naming,
+    /// W3C Trace Context or a sampler with rules on the host, method or path needs the rest;
+    /// most requests under the default rule never call it. For adapters whose request type
+    /// is not `http` 1's (with it, use [`begin_http`](Self::begin_http)).
+    pub fn begin_lazy<'r>(
+        &self,
+        trace_header: Option<&'r [u8]>,
+        method: &'r str,
+        read: impl FnOnce() -> IncomingRequest<'r>,
+    ) -> Exchange {
+        let head = method == "HEAD";
+        let recorder = self.recorder();
+        if !self.accept_w3c {
+            if !recorder.is_enabled() {
+                return self.begin_disabled(trace_header, head);
+            }
+            if !self.naming.is_dynamic() && !recorder.sampler_reads_request() {
+                return self.begin_short(recorder, trace_header, method, head, read);
+            }
+        }
+        let req = IncomingRequest {
+            trace_header,
+            ..read()
+        };
+        self.begin(&req)
+    }
+
+    /// The short path of [`begin_http`](Self::begin_http) and
+    /// [`begin_lazy`](Self::begin_lazy), when nothing but the trace header decides how the
+    /// request is recorded (enabled, no W3C, fixed name, a sampler that reads no more): the
+    /// rest of the request is read, by `read`, only when it is sampled.
+    #[inline]
+    fn begin_short<'r>(
+        &self,
+        recorder: &Recorder,
+        trace_header: Option<&[u8]>,
+        method: &str,
+        head: bool,
+        read: impl FnOnce() -> IncomingRequest<'r>,
+    ) -> Exchange {
+        let header = TraceHeader::parse_or_warn(trace_header);
+        let name = recorder
+            .tracing_name_override()
+            .unwrap_or(self.naming.fallback());
+        let sampling = SamplingRequest::new(name).method(Some(method));
+        let sampled = recorder.decide(header.as_ref().and_then(|h| h.sampled), &sampling);
+        if !sampled && header.is_none() {
+            // Most requests under the default rule: a new trace that records nothing.
+            let segment = Entity::new_light_segment(recorder.clone(), TraceId::new());
+            return Exchange::server(segment).without_body(head);
+        }
+        // Read with the other headers of a sampled request, in the same pass.
+        let grpc = std::cell::Cell::new(false);
+        let segment = recorder.begin_segment_decided(name, header.as_ref(), sampled, None, || {
+            let req = read();
+            grpc.set(req.is_grpc_call());
+            Some(self.http_request(recorder, req))
+        });
+        server_exchange(segment, head, grpc.get())
+    }
+
     /// The SDK is disabled and W3C headers are not read: only an incoming `X-Amzn-Trace-Id`
     /// matters, to pass on to the calls the request makes.
     #[inline]
@@ -172,31 +237,12 @@ impl ServerTracing {
                 return self.begin_disabled(trace_header(), head);
             }
             if !self.naming.is_dynamic() && !recorder.sampler_reads_request() {
-                // Nothing but the trace header decides how the request is recorded: the rest
-                // of the request is read only when it is sampled.
-                let header = TraceHeader::parse_or_warn(trace_header());
-                let name = recorder
-                    .tracing_name_override()
-                    .unwrap_or(self.naming.fallback());
-                let sampling = SamplingRequest::new(name).method(Some(method.as_str()));
-                let sampled = recorder.decide(header.as_ref().and_then(|h| h.sampled), &sampling);
-                if !sampled && header.is_none() {
-                    // Most requests under the default rule: a new trace that records nothing.
-                    let segment = Entity::new_light_segment(recorder.clone(), TraceId::new());
-                    return Exchange::server(segment).without_body(head);
-                }
-                // Read with the other headers of a sampled request, in the same pass.
-                let grpc = std::cell::Cell::new(false);
-                let segment =
-                    recorder.begin_segment_decided(name, header.as_ref(), sampled, None, || {
-                        let req = IncomingRequest {
-                            peer_ip: peer_ip(),
-                            ..IncomingRequest::from_parts(method, uri, headers)
-                        };
-                        grpc.set(req.is_grpc_call());
-                        Some(self.http_request(recorder, req))
-                    });
-                return server_exchange(segment, head, grpc.get());
+                return self.begin_short(recorder, trace_header(), method.as_str(), head, || {
+                    IncomingRequest {
+                        peer_ip: peer_ip(),
+                        ..IncomingRequest::from_parts(method, uri, headers)
+                    }
+                });
             }
         }
         let req = IncomingRequest::from_parts(method, uri, headers);
