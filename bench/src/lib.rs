@@ -31,8 +31,8 @@
 //!   floor for any layer that answers the trace header and follows the body to its end, as
 //!   the X-Ray layer must: axum boxes every response body a layer wraps.
 //! - `minimal` (axum only): no X-Ray layer; a middleware written for the benchmark
-//!   ([`minimal`]) that does by hand only what X-Ray asks of every unsampled request without
-//!   a trace header: new ids, the `Root=` response header, the ids current while the
+//!   ([`minimal`]) that does by hand only what X-Ray asks of every unsampled request: new
+//!   ids (or the caller's trace id), the `Root=` response header, the ids current while the
 //!   handler and the body are polled. The floor under `unsampled`.
 //!
 //! `scripts/bench-load` runs them under `wrk` and prints the comparison. `bench-inproc` serves

@@ -48,13 +48,13 @@ impl Pattern {
         }
     }
 
-    /// Whether `value` (absent: the empty string) matches.
-    #[inline]
     /// True for `*` (or `**`...): matches every value, absent ones included.
     pub(crate) fn is_any(&self) -> bool {
         matches!(self.kind, Kind::Any)
     }
 
+    /// Whether `value` (absent: the empty string) matches.
+    #[inline]
     pub(crate) fn matches(&self, value: Option<&str>) -> bool {
         let t = value.unwrap_or("").as_bytes();
         let p = self.text.as_bytes();
