@@ -196,6 +196,17 @@ fn rule(name: &str, priority: i64, rate: f64, reservoir: i64, path: &str) -> Val
     })
 }
 
+/// X-Ray's `Default` rule at rate 0 and an `api` rule sampling every `/api/*` request.
+fn default_and_api_rules() -> Reply {
+    Reply::Json(
+        200,
+        rules_page(vec![
+            rule("Default", 10000, 0.0, 0, "*"),
+            rule("api", 1, 1.0, 0, "/api/*"),
+        ]),
+    )
+}
+
 fn rules_page(rules: Vec<Value>) -> Value {
     json!({ "SamplingRuleRecords": rules })
 }
@@ -270,15 +281,7 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn poller_fetches_rules_at_start_and_they_replace_the_fallback() {
     let d = FakeDaemon::start();
-    d.on_rules(|_| {
-        Reply::Json(
-            200,
-            rules_page(vec![
-                rule("Default", 10000, 0.0, 0, "*"),
-                rule("api", 1, 1.0, 0, "/api/*"),
-            ]),
-        )
-    });
+    d.on_rules(|_| default_and_api_rules());
     let s = sampler(&d, &manual_clock()).with_rules_interval(Duration::from_secs(3600));
     assert_eq!(
         rule_of(&s, &path("/api/x")),
@@ -635,15 +638,7 @@ fn shutting_down_the_recorder_stops_the_poller() {
 #[test]
 fn a_recorder_without_a_sampler_follows_the_daemons_rules() {
     let d = FakeDaemon::start();
-    d.on_rules(|_| {
-        Reply::Json(
-            200,
-            rules_page(vec![
-                rule("Default", 10000, 0.0, 0, "*"),
-                rule("api", 1, 1.0, 0, "/api/*"),
-            ]),
-        )
-    });
+    d.on_rules(|_| default_and_api_rules());
     let recorder = xray_core::Recorder::builder()
         .daemon_address(format!("127.0.0.1:{}", d.port))
         .emitter(xray_core::emitter::MemoryEmitter::new())
@@ -770,15 +765,7 @@ fn a_server_reads_the_request_for_sampling_only_while_the_rules_look_at_it() {
     assert!(serve("/other"), "the Default rule samples everything here");
 
     // A rule on the path: the server now reads it, and the decision follows it.
-    d.on_rules(|_| {
-        Reply::Json(
-            200,
-            rules_page(vec![
-                rule("Default", 10000, 0.0, 0, "*"),
-                rule("api", 1, 1.0, 0, "/api/*"),
-            ]),
-        )
-    });
+    d.on_rules(|_| default_and_api_rules());
     assert!(s.refresh_rules_now());
     assert!(s.reads_request());
     assert!(serve("/api/orders"));
