@@ -19,10 +19,6 @@ use crate::Mode;
 /// The `otel` mode's middleware: one OpenTelemetry server span per request.
 async fn otel_span(req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(crate::otel::host_port);
     let path = req.uri().path();
     let route = req
         .extensions()
@@ -41,8 +37,7 @@ async fn otel_span(req: Request, next: Next) -> Response {
             path,
             route,
             protocol_version: version,
-            host: host.map(|h| h.0),
-            port: host.and_then(|h| h.1),
+            host: headers.get(header::HOST).and_then(|v| v.to_str().ok()),
             user_agent: headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok()),

@@ -210,10 +210,8 @@ pub mod otel {
         pub route: &'a str,
         /// `1.1`, `2`...
         pub protocol_version: &'a str,
-        /// The `Host` header's host part, if any.
+        /// The `Host` header, if any (split into `server.address` and `server.port` here).
         pub host: Option<&'a str>,
-        /// The `Host` header's port, if any.
-        pub port: Option<u16>,
         /// The `User-Agent` header, if any.
         pub user_agent: Option<&'a str>,
     }
@@ -232,11 +230,11 @@ pub mod otel {
             "network.protocol.version",
             req.protocol_version.to_owned(),
         ));
-        if let Some(host) = req.host {
+        if let Some((host, port)) = req.host.map(host_port) {
             attributes.push(KeyValue::new("server.address", host.to_owned()));
-        }
-        if let Some(port) = req.port {
-            attributes.push(KeyValue::new("server.port", i64::from(port)));
+            if let Some(port) = port {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
         }
         if let Some(ua) = req.user_agent {
             attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));

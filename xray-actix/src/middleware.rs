@@ -159,11 +159,11 @@ where
 
         // The trace header and the method decide most requests; the rest of the request is
         // read only when something needs it (a sampled request, rules on the host or path).
-        let trace_header = req
-            .headers()
-            .iter()
-            .find(|(name, _)| name.as_str() == xray_core::header::HEADER_NAME)
-            .map(|(_, value)| value.as_bytes());
+        let trace_header = xray_core::http::find_trace_header(
+            req.headers()
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        );
         let mut exchange = self
             .tracing
             .begin_lazy(trace_header, req.method().as_str(), || incoming(&req));

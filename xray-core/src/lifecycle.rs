@@ -598,16 +598,9 @@ impl Exchange {
 
     /// Ends the exchange the way `ending` says. Later calls do nothing.
     pub fn end(&mut self, ending: Ending<'_>) {
-        match &self.entity {
-            None => return,
-            // Nothing recorded, nothing to end: only the handle to let go of (in place).
-            Some(entity) if !entity.is_sampled() => {
-                self.entity = None;
-                return;
-            }
-            Some(_) => {}
-        }
-        let Some(entity) = self.entity.take() else {
+        let Some(entity) = self.entity.take_if(|e| e.is_sampled()) else {
+            // Ended already, or nothing recorded: only the handle to let go of, in place.
+            self.entity = None;
             return;
         };
         // Whatever the ending, the bytes that did go out are recorded.

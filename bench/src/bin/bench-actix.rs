@@ -31,10 +31,6 @@ async fn otel_span(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let cx = {
         let headers = req.headers();
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(bench::otel::host_port);
         let route = req.match_pattern();
         let version = match req.version() {
             actix_web::http::Version::HTTP_10 => "1.0",
@@ -49,8 +45,7 @@ async fn otel_span(
                 path: req.path(),
                 route: route.as_deref().unwrap_or(req.path()),
                 protocol_version: version,
-                host: host.map(|h| h.0),
-                port: host.and_then(|h| h.1),
+                host: headers.get(header::HOST).and_then(|v| v.to_str().ok()),
                 user_agent: headers
                     .get(header::USER_AGENT)
                     .and_then(|v| v.to_str().ok()),

@@ -157,6 +157,30 @@ fn header_text(value: &[u8]) -> Option<&str> {
     }
 }
 
+/// The raw `X-Amzn-Trace-Id` value among a request's headers, given as (lower-case name,
+/// value) pairs as the http crates keep them; the first one when the header is repeated. A
+/// plain scan: on the few headers of a usual request it costs less than a keyed lookup, which
+/// parses and hashes the name first.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("host", "shop.example".parse().unwrap());
+/// headers.insert("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793".parse().unwrap());
+/// let found = xray_core::http::find_trace_header(
+///     headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes())),
+/// );
+/// assert_eq!(found, Some(&b"Root=1-5759e988-bd862e3fe1be46a994272793"[..]));
+/// ```
+#[inline]
+pub fn find_trace_header<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Option<&'a [u8]> {
+    headers
+        .into_iter()
+        .find(|(name, _)| *name == crate::header::HEADER_NAME)
+        .map(|(_, value)| value)
+}
+
 /// `user:password@host` → `host`.
 pub(crate) fn after_userinfo(authority: &str) -> &str {
     match authority.bytes().rposition(|b| b == b'@') {

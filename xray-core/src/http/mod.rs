@@ -53,7 +53,7 @@ mod small_bytes;
 mod url;
 
 pub use ignore::{is_daemon_url, IgnoreRule, IgnoreRules};
-pub use incoming::IncomingRequest;
+pub use incoming::{find_trace_header, IncomingRequest};
 pub use outbound::{begin_outbound, OutboundCall, OutboundHeaders, OutboundOptions, Parent};
 pub use server::{ServerTracing, MAX_REQUEST_STRING};
 pub(crate) use small_bytes::small_bytes;
